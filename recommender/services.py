@@ -1,0 +1,241 @@
+"""Writes of the recommender app: events and catalog in.
+
+One code path for the API, ``import_dataset`` and ``generate_demo_data``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from recommender.exceptions import EventBatchInvalid, InvalidScopes, ItemBatchInvalid
+from recommender.ingest import (
+    BatchErrors,
+    EventIn,
+    EventRules,
+    ItemIn,
+    parse_events,
+    parse_items,
+)
+from recommender.models import ApiKey, Event, Item, Scope, UserProfile
+
+# Rows per INSERT statement: 8 parameters a row stays far below SQLite's 32,766 limit.
+_INSERT_CHUNK = 500
+
+
+@dataclass(slots=True)
+class EventIngestResult:
+    received: int = 0
+    created: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    items_created: int = 0
+
+    def add(self, other: EventIngestResult) -> None:
+        self.received += other.received
+        self.created += other.created
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.items_created += other.items_created
+        self.errors.extend(other.errors)
+
+
+@dataclass(slots=True)
+class ItemUpsertResult:
+    received: int = 0
+    created: int = 0
+    updated: int = 0
+
+
+def event_rules(*, now: datetime | None = None) -> EventRules:
+    return EventRules(
+        event_types=settings.RECSITE_EVENT_TYPES,
+        now=now or timezone.now(),
+        future_tolerance=timedelta(seconds=settings.RECSITE_EVENT_FUTURE_TOLERANCE_SECONDS),
+    )
+
+
+def event_batch_ingest(
+    *,
+    raw_events: Sequence[Any],
+    skip_invalid: bool = False,
+    strict_catalog: bool | None = None,
+    now: datetime | None = None,
+) -> EventIngestResult:
+    """Validate and store a batch of events, idempotent on ``event_id``.
+
+    All or nothing by default: any invalid event raises ``EventBatchInvalid`` listing
+    every problem, and nothing is written. With ``skip_invalid`` the valid events are
+    stored and the others counted as rejected. Unknown items are an error under a strict
+    catalog; otherwise they are created as bare catalog entries (title empty, active)."""
+    strict = settings.RECSITE_STRICT_CATALOG if strict_catalog is None else strict_catalog
+    parsed, errors = parse_events(raw_events, event_rules(now=now))
+    with transaction.atomic():
+        item_pks, created_items = _resolve_items(parsed, errors, strict=strict)
+        if errors and not skip_invalid:
+            raise EventBatchInvalid(errors=errors.entries)
+        bad = errors.indexes()
+        valid = [event for index, event in enumerate(parsed) if event and index not in bad]
+        created = _insert_events(valid, item_pks) if valid else 0
+    return EventIngestResult(
+        received=len(raw_events),
+        created=created,
+        duplicates=len(valid) - created,
+        rejected=len(bad),
+        errors=errors.entries,
+        items_created=created_items,
+    )
+
+
+def _resolve_items(
+    parsed: Sequence[EventIn | None], errors: BatchErrors, *, strict: bool
+) -> tuple[dict[str, int], int]:
+    wanted = {event.item_id for event in parsed if event}
+    pks = dict(Item.objects.filter(external_id__in=wanted).values_list("external_id", "pk"))
+    missing = wanted - pks.keys()
+    if not missing:
+        return pks, 0
+    if strict:
+        for index, event in enumerate(parsed):
+            if event and event.item_id in missing:
+                errors.add(index, "item_id", f"unknown item {event.item_id!r} (strict catalog)")
+        return pks, 0
+    Item.objects.bulk_create(
+        [Item(external_id=external_id) for external_id in sorted(missing)],
+        ignore_conflicts=True,
+    )
+    pks.update(Item.objects.filter(external_id__in=missing).values_list("external_id", "pk"))
+    return pks, len(missing)
+
+
+def _insert_events(events: Sequence[EventIn], item_pks: dict[str, int]) -> int:
+    """Insert with ``ON CONFLICT DO NOTHING RETURNING``: one statement per chunk, and an
+    exact count of new rows even when concurrent requests send the same events."""
+    table = connection.ops.quote_name(Event._meta.db_table)
+    columns = [
+        Event._meta.get_field(name).column
+        for name in (
+            "event_id",
+            "user_external_id",
+            "item",
+            "event_type",
+            "weight",
+            "timestamp",
+            "recommendation_id",
+            "ingested_at",
+        )
+    ]
+    column_sql = ", ".join(connection.ops.quote_name(column) for column in columns)
+    adapt = connection.ops.adapt_datetimefield_value
+    ingested_at = adapt(timezone.now())
+    created = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(events), _INSERT_CHUNK):
+            chunk = events[start : start + _INSERT_CHUNK]
+            row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+            sql = (
+                f"INSERT INTO {table} ({column_sql}) VALUES "
+                + ", ".join([row_sql] * len(chunk))
+                + ' ON CONFLICT ("event_id") DO NOTHING RETURNING "event_id"'
+            )
+            params: list[Any] = []
+            for event in chunk:
+                params.extend(
+                    (
+                        event.event_id,
+                        event.user_id,
+                        item_pks[event.item_id],
+                        event.event_type,
+                        event.weight,
+                        adapt(event.timestamp),
+                        event.recommendation_id or "",
+                        ingested_at,
+                    )
+                )
+            cursor.execute(sql, params)
+            created += len(cursor.fetchall())
+    return created
+
+
+def item_batch_upsert(*, raw_items: Sequence[Any]) -> ItemUpsertResult:
+    """Create or update catalog items; fields a client leaves out keep their value.
+
+    All or nothing: any invalid item raises ``ItemBatchInvalid`` and nothing is written.
+    When an id appears twice in one batch, the last entry wins."""
+    parsed, errors = parse_items(raw_items)
+    if errors:
+        raise ItemBatchInvalid(errors=errors.entries)
+    latest: dict[str, ItemIn] = {item.item_id: item for item in parsed if item}
+    with transaction.atomic():
+        existing = {
+            item.external_id: item
+            for item in Item.objects.select_for_update().filter(external_id__in=latest)
+        }
+        new_items = [
+            Item(
+                external_id=item.item_id,
+                title=item.title or "",
+                categories=item.categories or [],
+                active=True if item.active is None else item.active,
+            )
+            for item_id, item in latest.items()
+            if item_id not in existing
+        ]
+        Item.objects.bulk_create(
+            new_items,
+            update_conflicts=True,
+            unique_fields=["external_id"],
+            update_fields=["title", "categories", "active", "updated_at"],
+        )
+        changed: list[Item] = []
+        fields: set[str] = set()
+        now = timezone.now()
+        for item_id, row in existing.items():
+            update = latest[item_id]
+            provided = update.provided_fields()
+            if not any(getattr(row, name) != getattr(update, name) for name in provided):
+                continue
+            for name in provided:
+                setattr(row, name, getattr(update, name))
+            row.updated_at = now
+            fields |= provided
+            changed.append(row)
+        if changed:
+            Item.objects.bulk_update(changed, sorted(fields | {"updated_at"}), batch_size=500)
+    return ItemUpsertResult(received=len(raw_items), created=len(new_items), updated=len(changed))
+
+
+def user_profiles_upsert(*, profiles: Iterable[tuple[str, list[str]]]) -> int:
+    """Create or replace user features, e.g. from a dataset's user file. Returns the count."""
+    rows = [
+        UserProfile(external_id=external_id, features=features)
+        for external_id, features in profiles
+    ]
+    UserProfile.objects.bulk_create(
+        rows,
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["external_id"],
+        update_fields=["features", "updated_at"],
+    )
+    return len(rows)
+
+
+def api_key_create(*, name: str, scopes: Sequence[str]) -> tuple[ApiKey, str]:
+    """Create a client app's key. The plain key is returned once and never stored."""
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown:
+        raise InvalidScopes(
+            f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(Scope.values)}.",
+            unknown=unknown,
+        )
+    if not scopes:
+        raise InvalidScopes("Give at least one scope.")
+    api_key, key = ApiKey.objects.create_key(name=name, scopes=sorted(set(scopes)))
+    return api_key, key

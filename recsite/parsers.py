@@ -1,0 +1,36 @@
+"""A JSON parser with a hard body limit.
+
+DRF reads the request stream itself, so Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is not
+applied to JSON bodies; this parser enforces ``RECSITE_MAX_BODY_BYTES`` and answers 413
+before parsing anything."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+from recommender.exceptions import RequestBodyTooLarge
+
+
+class BoundedJSONParser(JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.RECSITE_MAX_BODY_BYTES
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        too_large = RequestBodyTooLarge(max_bytes=limit)
+        try:
+            if declared and int(declared) > limit:
+                raise too_large
+        except ValueError:
+            raise ParseError("Invalid Content-Length header.") from None
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise too_large
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            return json.loads(raw.decode(encoding))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
