@@ -1,4 +1,4 @@
-"""Writes of the recommender app: events and catalog in.
+"""Events and catalog in.
 
 One code path for the API, ``import_dataset`` and ``generate_demo_data``."""
 
@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from recommender.exceptions import EventBatchInvalid, InvalidScopes, ItemBatchInvalid
+from recommender.exceptions import EventBatchInvalid, ItemBatchInvalid
 from recommender.ingest import (
     BatchErrors,
     EventIn,
@@ -22,7 +22,7 @@ from recommender.ingest import (
     parse_events,
     parse_items,
 )
-from recommender.models import ApiKey, Event, Item, Scope, UserProfile
+from recommender.models import Event, Item, UserProfile
 
 # Rows per INSERT statement: 8 parameters a row stays far below SQLite's 32,766 limit.
 _INSERT_CHUNK = 500
@@ -226,16 +226,3 @@ def user_profiles_upsert(*, profiles: Iterable[tuple[str, list[str]]]) -> int:
     )
     return len(rows)
 
-
-def api_key_create(*, name: str, scopes: Sequence[str]) -> tuple[ApiKey, str]:
-    """Create a client app's key. The plain key is returned once and never stored."""
-    unknown = sorted(set(scopes) - set(Scope.values))
-    if unknown:
-        raise InvalidScopes(
-            f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(Scope.values)}.",
-            unknown=unknown,
-        )
-    if not scopes:
-        raise InvalidScopes("Give at least one scope.")
-    api_key, key = ApiKey.objects.create_key(name=name, scopes=sorted(set(scopes)))
-    return api_key, key
