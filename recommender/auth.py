@@ -27,10 +27,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = key.strip()
         if not key:
             raise exceptions.AuthenticationFailed("Empty API key.")
-        try:
-            api_key = ApiKey.objects.get_from_key(key)
-        except ApiKey.DoesNotExist:
-            raise exceptions.AuthenticationFailed("Invalid API key.") from None
+        prefix, _, _ = key.partition(".")
+        api_key = ApiKey.objects.filter(prefix=prefix).first()
+        if api_key is None or not api_key.is_valid(key):
+            raise exceptions.AuthenticationFailed("Invalid API key.")
         if api_key.revoked or (api_key.expiry_date and api_key.expiry_date < timezone.now()):
             raise exceptions.AuthenticationFailed("This API key is revoked or expired.")
         return (None, api_key)

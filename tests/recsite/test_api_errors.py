@@ -1,0 +1,47 @@
+"""The one error handler maps every kind of error to the same body."""
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import OperationalError
+from django.http import Http404
+from rest_framework.exceptions import NotFound
+
+from recommender.exceptions import BatchTooLarge
+from recsite.api_errors import exception_handler
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code"),
+    [
+        (BatchTooLarge("too many", max=1), 413, "batch_too_large"),
+        (ValidationError({"field": ["bad"]}), 400, "invalid"),
+        (ValidationError("bad"), 400, "invalid"),
+        (Http404("nope"), 404, "not_found"),
+        (NotFound(), 404, "not_found"),
+        (PermissionDenied(), 403, "permission_denied"),
+        (OperationalError("connection refused"), 503, "database_unavailable"),
+    ],
+)
+def test_errors_map_to_status_and_code(exc, status, code):
+    response = exception_handler(exc, {})
+    assert response.status_code == status
+    assert response.data["error"]["code"] == code
+    assert set(response.data["error"]) == {"code", "message", "detail"}
+
+
+def test_domain_error_detail_is_kept():
+    response = exception_handler(BatchTooLarge("too many", max=5, received=9), {})
+    assert response.data["error"] == {
+        "code": "batch_too_large",
+        "message": "too many",
+        "detail": {"max": 5, "received": 9},
+    }
+
+
+def test_unknown_api_urls_answer_json_404(client):
+    response = client.get("/api/v1/does-not-exist")
+    assert response.status_code == 404
+
+
+def test_an_unexpected_exception_is_left_to_django():
+    assert exception_handler(RuntimeError("bug"), {}) is None
