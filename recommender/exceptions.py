@@ -52,3 +52,77 @@ class InvalidScopes(RecsiteError):
     code = "invalid_scopes"
     status = 400
     default_message = "Unknown API key scope."
+
+
+# --- The model registry --------------------------------------------------------------
+
+
+class RecommenderNotFound(RecsiteError):
+    code = "recommender_not_found"
+    status = 404
+    default_message = "No recommender has that name."
+
+
+class ModelVersionNotFound(RecsiteError):
+    code = "model_version_not_found"
+    status = 404
+    default_message = "The recommender has no version with that number."
+
+
+class VersionNotPromotable(RecsiteError):
+    code = "version_not_promotable"
+    status = 409
+    default_message = "This version cannot be promoted."
+
+
+class VersionAlreadyActive(RecsiteError):
+    code = "version_already_active"
+    status = 409
+    default_message = "This version is already the active one."
+
+
+class VersionNotRejectable(RecsiteError):
+    code = "version_not_rejectable"
+    status = 409
+    default_message = "This version cannot be rejected."
+
+
+class NoRollbackTarget(RecsiteError):
+    code = "no_rollback_target"
+    status = 409
+    default_message = "There is no previous version to roll back to."
+
+
+class DatasetSourceInvalid(RecsiteError):
+    """The dataset cannot be read at all: a missing path, the wrong layout, a bad header."""
+
+    code = "dataset_source_invalid"
+    status = 400
+    default_message = "The dataset path or layout is not usable."
+
+
+class DatasetLineInvalid(RecsiteError):
+    """One line of a dataset file cannot be parsed; names the file and line."""
+
+    code = "dataset_line_invalid"
+    status = 400
+
+    def __init__(self, *, file: str, line: int, reason: str) -> None:
+        self.file = file
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{file}:{line}: {reason}", file=file, line=line, reason=reason)
+
+
+class DatasetImportFailed(RecsiteError):
+    """An import stopped at a bad line or row. Batches written before it stay."""
+
+    code = "dataset_import_failed"
+    status = 400
+    default_message = "The dataset import stopped at an invalid row."
+
+
+class NoActiveVersion(RecsiteError):
+    code = "no_active_version"
+    status = 404
+    default_message = "This recommender has no active version yet."

@@ -7,6 +7,8 @@ never stored twice."""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 
@@ -90,3 +92,260 @@ class ApiKey(AbstractAPIKey):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+# --- The model registry --------------------------------------------------------------
+
+
+def default_event_weights() -> dict[str, float]:
+    """A new recommender weighs event types as configured in ``RECSITE_EVENT_TYPES``."""
+    return dict(settings.RECSITE_EVENT_TYPES)
+
+
+def validate_schedule_cron(value: str) -> None:
+    """A five-field cron expression in UTC (``minute hour day-of-month month day-of-week``)."""
+    from django_celery_beat.validators import crontab_validator
+
+    value = (value or "").strip()
+    if not value:
+        return
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValidationError(
+            f"{value!r} is not a cron expression: give 5 fields (minute hour day-of-month "
+            f'month day-of-week, in UTC), for example "0 3 * * *"; got {len(fields)}.',
+            code="invalid_cron",
+        )
+    try:
+        crontab_validator(" ".join(fields))
+    except ValidationError as exc:
+        raise ValidationError(
+            f"{value!r} is not a valid cron expression: {'; '.join(exc.messages)}.",
+            code="invalid_cron",
+        ) from None
+
+
+class Loss(models.TextChoices):
+    WARP = "warp", "WARP"
+    BPR = "bpr", "BPR"
+    WARP_KOS = "warp-kos", "k-OS WARP"
+    LOGISTIC = "logistic", "Logistic"
+
+
+class DuplicateAggregation(models.TextChoices):
+    SUM = "sum", "Sum the weights of repeated (user, item) events"
+    MAX = "max", "Keep the largest weight of repeated (user, item) events"
+
+
+class HoldoutStrategy(models.TextChoices):
+    PER_USER_RECENT = "per_user_recent", "Each user's most recent interactions"
+    GLOBAL_CUTOFF = "global_cutoff", "Everything after one global time cutoff"
+
+
+class PromotionPolicy(models.TextChoices):
+    AUTO = "auto", "Promote a candidate that passes the gates and beats the champion"
+    MANUAL = "manual", "Keep candidates until staff promote one"
+
+
+class Recommender(models.Model):
+    """One named model: its hyper-parameters, data, evaluation, gates, policy, retention
+    and schedule. Most installs have one, ``default`` (created by a data migration)."""
+
+    # The fields a run copies into ``ModelVersion.hyperparameters`` and that
+    # ``retrain`` / the API may override per run.
+    HYPERPARAMETER_FIELDS = (
+        "no_components",
+        "loss",
+        "learning_rate",
+        "epochs",
+        "item_alpha",
+        "user_alpha",
+        "num_threads",
+        "random_seed",
+    )
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True, default="")
+
+    # LightFM
+    no_components = models.PositiveIntegerField(default=32)
+    loss = models.CharField(max_length=16, choices=Loss.choices, default=Loss.WARP)
+    learning_rate = models.FloatField(default=0.05)
+    epochs = models.PositiveIntegerField(default=20)
+    item_alpha = models.FloatField(default=1e-6)
+    user_alpha = models.FloatField(default=1e-6)
+    num_threads = models.PositiveIntegerField(default=2)
+    random_seed = models.IntegerField(default=42)
+
+    # Data
+    event_weights = models.JSONField(
+        default=default_event_weights,
+        help_text='Weight per event type, e.g. {"view": 1, "like": 3}; other types are ignored.',
+    )
+    duplicate_aggregation = models.CharField(
+        max_length=8, choices=DuplicateAggregation.choices, default=DuplicateAggregation.SUM
+    )
+    window_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Train on the last N days of events; empty = all."
+    )
+    use_item_features = models.BooleanField(default=True)
+    use_user_features = models.BooleanField(default=False)
+
+    # Evaluation
+    holdout_strategy = models.CharField(
+        max_length=16, choices=HoldoutStrategy.choices, default=HoldoutStrategy.PER_USER_RECENT
+    )
+    holdout_fraction = models.FloatField(default=0.2)
+    eval_k = models.PositiveIntegerField(default=10)
+    key_metric = models.CharField(
+        max_length=64,
+        default="precision_at_k",
+        help_text="The metric the gates and the champion comparison use.",
+    )
+
+    # Quality gates: a candidate failing any of them is rejected.
+    gate_min_users = models.PositiveIntegerField(default=10)
+    gate_min_items = models.PositiveIntegerField(default=10)
+    gate_min_events = models.PositiveIntegerField(default=100)
+    gate_min_lift_over_popularity = models.FloatField(
+        default=0.0,
+        help_text=(
+            "Relative lift of the key metric over the popularity baseline the candidate "
+            "needs: candidate >= popularity * (1 + lift). 0 = must not be worse than "
+            "popularity; 0.1 = at least 10% better; negative values tolerate a loss."
+        ),
+    )
+    champion_tolerance = models.FloatField(
+        default=0.02,
+        help_text=(
+            "Relative tolerance against the active version (same holdout, same metric): "
+            "the candidate wins when candidate >= champion * (1 - tolerance)."
+        ),
+    )
+
+    # Policy and retention
+    promotion_policy = models.CharField(
+        max_length=8, choices=PromotionPolicy.choices, default=PromotionPolicy.AUTO
+    )
+    refit_on_full_data = models.BooleanField(
+        default=True,
+        help_text="After evaluation, refit on all data (holdout included) before saving.",
+    )
+    versions_kept = models.PositiveIntegerField(
+        default=5,
+        help_text=(
+            "Artifacts of the newest N versions are kept; older ones are deleted (their "
+            "records stay). The active version and the rollback target are always kept."
+        ),
+    )
+
+    # Schedule (synced to django-celery-beat by training.schedules.recommender_schedule_sync)
+    schedule_cron = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        validators=[validate_schedule_cron],
+        help_text='Cron expression in UTC, e.g. "0 3 * * *"; empty = no schedule.',
+    )
+    schedule_enabled = models.BooleanField(default=False)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="recommender",
+        editable=False,
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def hyperparameters(self) -> dict:
+        return {name: getattr(self, name) for name in self.HYPERPARAMETER_FIELDS}
+
+
+class VersionStatus(models.TextChoices):
+    CANDIDATE = "candidate", "Candidate"
+    ACTIVE = "active", "Active"
+    RETIRED = "retired", "Retired"
+    REJECTED = "rejected", "Rejected"
+
+
+class ModelVersion(models.Model):
+    """One trained model of a recommender, numbered 1, 2, 3... Rows are never deleted:
+    retention deletes the artifact and sets ``artifact_deleted_at``."""
+
+    recommender = models.ForeignKey(Recommender, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=VersionStatus.choices, default=VersionStatus.CANDIDATE
+    )
+    status_reason = models.TextField(blank=True, default="", help_text="Why it was rejected.")
+    artifact_uri = models.CharField(max_length=1000)
+    artifact_sha256 = models.CharField(max_length=64)
+    artifact_size = models.BigIntegerField(help_text="Bytes.")
+    artifact_deleted_at = models.DateTimeField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    data_window = models.JSONField(default=dict, blank=True)
+    data_stats = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["recommender", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recommender", "number"], name="model_version_number_unique"
+            ),
+            # The invariant: at most one active version per recommender.
+            models.UniqueConstraint(
+                fields=["recommender"],
+                condition=models.Q(status="active"),
+                name="model_version_one_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recommender_id}/v{self.number} ({self.status})"
+
+
+class PromotionKind(models.TextChoices):
+    AUTO = "auto", "Automatic promotion after training"
+    PROMOTE = "promote", "Manual promotion"
+    ROLLBACK = "rollback", "Rollback"
+
+
+class PromotionEvent(models.Model):
+    """The audit trail of the active pointer: every change is one row."""
+
+    recommender = models.ForeignKey(
+        Recommender, on_delete=models.CASCADE, related_name="promotion_events"
+    )
+    from_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=PromotionKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(
+        max_length=200, blank=True, default="", help_text='e.g. "cli", "api-key:<prefix>".'
+    )
+    reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["recommender", "-created_at"], name="promotion_rec_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.from_version_id} -> {self.to_version_id}"

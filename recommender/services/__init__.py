@@ -1,6 +1,8 @@
 """Every write of the recommender app goes through a function exported here."""
 
 from recommender.services.api_keys import api_key_create
+from recommender.services.datasets import ImportSummary, dataset_import
+from recommender.services.demo_data import demo_data_generate
 from recommender.services.ingest import (
     EventIngestResult,
     ItemUpsertResult,
@@ -8,12 +10,27 @@ from recommender.services.ingest import (
     item_batch_upsert,
     user_profiles_upsert,
 )
+from recommender.services.registry import (
+    model_version_create,
+    model_version_promote,
+    model_version_reject,
+    model_version_rollback,
+    model_versions_prune,
+)
 
 __all__ = [
     "EventIngestResult",
+    "ImportSummary",
     "ItemUpsertResult",
     "api_key_create",
+    "dataset_import",
+    "demo_data_generate",
     "event_batch_ingest",
     "item_batch_upsert",
+    "model_version_create",
+    "model_version_promote",
+    "model_version_reject",
+    "model_version_rollback",
+    "model_versions_prune",
     "user_profiles_upsert",
 ]

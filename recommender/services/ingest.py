@@ -225,4 +225,3 @@ def user_profiles_upsert(*, profiles: Iterable[tuple[str, list[str]]]) -> int:
         update_fields=["features", "updated_at"],
     )
     return len(rows)
-

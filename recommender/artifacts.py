@@ -1,0 +1,428 @@
+"""The model artifact format: one directory per version, ``.npy`` arrays + ``manifest.json``.
+
+Layout of ``<root>/<name>/``::
+
+    manifest.json             format_version, created_at, name, arrays, id_maps, files,
+                              hyperparameters, metrics, feature_names, extra
+    user_embeddings.npy       float32 (n_users, d)
+    user_biases.npy           float32 (n_users,)
+    item_embeddings.npy       float32 (n_items, d)
+    item_biases.npy           float32 (n_items,)
+    item_feature_embeddings.npy  float32 (n_item_features, d)
+    item_feature_biases.npy   float32 (n_item_features,)
+    popularity.npy            float32 (n_items,)
+    seen_indptr.npy           int64 (n_users + 1,)  the train matrix as CSR parts, so
+    seen_indices.npy          int32 (nnz,)          serving can filter seen items
+    ids_users.npy             unicode (n_users,)    external ids, index order
+    ids_items.npy             unicode (n_items,)
+
+Every file is listed in ``manifest["files"]`` with its sha256 and size; the manifest's
+own sha256 identifies the artifact. Arrays are never pickles: they are written and read
+with ``allow_pickle=False`` and object dtypes are refused before any load, so a tampered
+artifact cannot run code. Reads are memory-mapped so all workers on a host share pages.
+
+No Django import: callers pass the directory (from settings) in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recommender.exceptions import RecsiteError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+
+ARRAY_DTYPES: dict[str, np.dtype] = {
+    "user_embeddings": np.dtype("<f4"),
+    "user_biases": np.dtype("<f4"),
+    "item_embeddings": np.dtype("<f4"),
+    "item_biases": np.dtype("<f4"),
+    "item_feature_embeddings": np.dtype("<f4"),
+    "item_feature_biases": np.dtype("<f4"),
+    "popularity": np.dtype("<f4"),
+    "seen_indptr": np.dtype("<i8"),
+    "seen_indices": np.dtype("<i4"),
+}
+ID_MAPS = ("users", "items")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_CHUNK = 1024 * 1024
+
+
+class ArtifactError(RecsiteError):
+    """An artifact is missing, malformed or tampered with. ``code`` says which:
+    ``missing_file``, ``bad_manifest``, ``checksum_mismatch``, ``size_mismatch``,
+    ``shape_mismatch``, ``dtype_mismatch``, ``pickle_refused``, ``path_escape``,
+    ``unsupported_format``, ``corrupt_file``, ``already_exists``, ``bad_name``,
+    ``not_an_artifact``."""
+
+    code = "artifact_error"
+    status = 500
+    default_message = "The model artifact is unusable."
+
+    def __init__(self, code: str, message: str, **detail: Any) -> None:
+        super().__init__(message, **detail)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    path: Path
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class LoadedArtifact:
+    """A verified artifact. Arrays are read-only (memory-mapped unless ``mmap=False``)."""
+
+    path: Path
+    sha256: str
+    manifest: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    id_maps: dict[str, np.ndarray]
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        return self.manifest["hyperparameters"]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.manifest["metrics"]
+
+    @property
+    def feature_names(self) -> dict[str, list[str]]:
+        return self.manifest["feature_names"]
+
+
+@dataclass(frozen=True)
+class ArtifactMeta:
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    feature_names: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- consistency -----------------------------------------------------------------------
+
+
+def _check_consistency(shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Cross-array invariants, checked from shapes alone (before and after writing)."""
+
+    def fail(message: str) -> None:
+        raise ArtifactError(
+            "shape_mismatch", message, shapes={k: list(v) for k, v in shapes.items()}
+        )
+
+    expected_ndim = {name: 2 if name.endswith("embeddings") else 1 for name in ARRAY_DTYPES}
+    expected_ndim.update({f"ids_{m}": 1 for m in ID_MAPS})
+    for name, ndim in expected_ndim.items():
+        if len(shapes[name]) != ndim:
+            fail(f"{name} must have {ndim} dimension(s), has shape {shapes[name]}")
+    n_users, n_items = shapes["ids_users"][0], shapes["ids_items"][0]
+    dim = shapes["user_embeddings"][1]
+    rows = {
+        "user_embeddings": n_users,
+        "user_biases": n_users,
+        "item_embeddings": n_items,
+        "item_biases": n_items,
+        "popularity": n_items,
+        "seen_indptr": n_users + 1,
+        "item_feature_biases": shapes["item_feature_embeddings"][0],
+    }
+    for name, n in rows.items():
+        if shapes[name][0] != n:
+            fail(f"{name} has {shapes[name][0]} rows, expected {n}")
+    for name in ("item_embeddings", "item_feature_embeddings"):
+        if shapes[name][1] != dim:
+            fail(f"{name} has dimension {shapes[name][1]}, user_embeddings has {dim}")
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _prepare(arrays: Mapping[str, np.ndarray], id_maps: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Coerce to the format's dtypes; refuse anything missing, unknown or pickled."""
+    if set(arrays) != set(ARRAY_DTYPES):
+        raise ArtifactError(
+            "shape_mismatch",
+            "arrays must be exactly: " + ", ".join(sorted(ARRAY_DTYPES)),
+            missing=sorted(set(ARRAY_DTYPES) - set(arrays)),
+            unknown=sorted(set(arrays) - set(ARRAY_DTYPES)),
+        )
+    if set(id_maps) != set(ID_MAPS):
+        raise ArtifactError("shape_mismatch", "id_maps must be exactly: users, items")
+    out: dict[str, np.ndarray] = {}
+    for name, dtype in ARRAY_DTYPES.items():
+        arr = np.asarray(arrays[name])
+        if arr.dtype.hasobject:
+            raise ArtifactError("pickle_refused", f"{name} has an object dtype")
+        out[name] = np.ascontiguousarray(arr, dtype=dtype)
+    for name in ID_MAPS:
+        ids = np.asarray(id_maps[name])
+        if ids.dtype.hasobject:
+            ids = ids.astype(np.str_)
+        if ids.dtype.kind != "U":
+            raise ArtifactError("dtype_mismatch", f"id map {name} must hold strings")
+        out[f"ids_{name}"] = np.ascontiguousarray(ids)
+    if out["seen_indices"].size and (
+        out["seen_indices"].min() < 0 or out["seen_indices"].max() >= out["ids_items"].size
+    ):
+        raise ArtifactError("shape_mismatch", "seen_indices holds an item index out of range")
+    return out
+
+
+def write_artifact(
+    root_dir: str | os.PathLike[str],
+    name: str,
+    arrays: Mapping[str, np.ndarray],
+    id_maps: Mapping[str, np.ndarray | Sequence[str]],
+    meta: ArtifactMeta,
+) -> ArtifactInfo:
+    """Write ``<root_dir>/<name>`` atomically and return its path, sha256 and size.
+
+    Files go into a hidden temporary directory next to the destination, each is fsynced,
+    the manifest (with every file's sha256 and size) is written last, the directory is
+    fsynced and then renamed into place: readers see either nothing or a complete
+    artifact. ``name`` must not exist yet (versions are immutable).
+    """
+    if not _NAME_RE.match(name):
+        raise ArtifactError("bad_name", f"invalid artifact name {name!r}")
+    root = Path(root_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    dest = root / name
+    if dest.exists():
+        raise ArtifactError("already_exists", f"artifact {dest} already exists")
+    prepared = _prepare(arrays, id_maps)
+    _check_consistency({k: v.shape for k, v in prepared.items()})
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
+    try:
+        files: dict[str, dict[str, Any]] = {}
+        entries: dict[str, dict[str, Any]] = {}
+        for key, arr in prepared.items():
+            filename = f"{key}.npy"
+            _save_npy(tmp / filename, arr)
+            files[filename] = {
+                "sha256": _sha256_file(tmp / filename),
+                "size": (tmp / filename).stat().st_size,
+            }
+            entries[key] = {"file": filename, "shape": list(arr.shape), "dtype": arr.dtype.str}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "name": name,
+            "created_at": datetime.now(UTC).isoformat(),
+            "arrays": {k: entries[k] for k in ARRAY_DTYPES},
+            "id_maps": {m: entries[f"ids_{m}"] for m in ID_MAPS},
+            "files": files,
+            "hyperparameters": dict(meta.hyperparameters),
+            "metrics": dict(meta.metrics),
+            "feature_names": {k: list(v) for k, v in meta.feature_names.items()},
+            "extra": dict(meta.extra),
+        }
+        try:
+            body = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError("bad_manifest", f"metadata is not plain JSON: {exc}")
+        with (tmp / MANIFEST).open("wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        os.rename(tmp, dest)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    size = len(body) + sum(f["size"] for f in files.values())
+    return ArtifactInfo(path=dest, sha256=hashlib.sha256(body).hexdigest(), size_bytes=size)
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def _read_manifest(path: Path) -> tuple[dict[str, Any], str]:
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise ArtifactError("missing_file", f"{manifest_path} does not exist")
+    if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ArtifactError("bad_manifest", "manifest.json is implausibly large")
+    body = manifest_path.read_bytes()
+    try:
+        manifest = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError("bad_manifest", f"manifest.json is not valid JSON: {exc}")
+    if not isinstance(manifest, dict):
+        raise ArtifactError("bad_manifest", "manifest.json must hold an object")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            "unsupported_format",
+            f"format_version {manifest.get('format_version')!r} is not {FORMAT_VERSION}",
+        )
+    for key, kind in (
+        ("arrays", dict),
+        ("id_maps", dict),
+        ("files", dict),
+        ("hyperparameters", dict),
+        ("metrics", dict),
+        ("feature_names", dict),
+    ):
+        if not isinstance(manifest.get(key), kind):
+            raise ArtifactError("bad_manifest", f"manifest.json: {key!r} missing or malformed")
+    if set(manifest["arrays"]) != set(ARRAY_DTYPES) or set(manifest["id_maps"]) != set(ID_MAPS):
+        raise ArtifactError("bad_manifest", "manifest.json lists the wrong arrays or id maps")
+    return manifest, hashlib.sha256(body).hexdigest()
+
+
+def _resolve(root: Path, filename: Any) -> Path:
+    """The file ``filename`` inside ``root``; refuse anything that could point elsewhere."""
+    if (
+        not isinstance(filename, str)
+        or not filename
+        or filename in (".", "..")
+        or "/" in filename
+        or "\\" in filename
+        or "\x00" in filename
+    ):
+        raise ArtifactError("path_escape", f"file name {filename!r} is not a plain file name")
+    resolved = (root / filename).resolve()
+    if resolved.parent != root.resolve():
+        raise ArtifactError("path_escape", f"{filename!r} resolves outside the artifact")
+    return resolved
+
+
+def _verify_file(path: Path, expected: Mapping[str, Any]) -> None:
+    if not path.is_file():
+        raise ArtifactError("missing_file", f"{path.name} is missing", file=path.name)
+    size = path.stat().st_size
+    if size != expected.get("size"):
+        raise ArtifactError(
+            "size_mismatch",
+            f"{path.name} is {size} bytes, the manifest says {expected.get('size')}",
+            file=path.name,
+        )
+    if _sha256_file(path) != expected.get("sha256"):
+        raise ArtifactError("checksum_mismatch", f"{path.name} fails its sha256", file=path.name)
+
+
+def _load_npy(path: Path, entry: Mapping[str, Any], mmap: bool) -> np.ndarray:
+    """Read the header first (refusing object dtypes outright), then load without pickle."""
+    try:
+        with path.open("rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    except (ValueError, OSError, SyntaxError) as exc:
+        raise ArtifactError("corrupt_file", f"{path.name}: unreadable .npy header ({exc})")
+    if dtype.hasobject:
+        raise ArtifactError("pickle_refused", f"{path.name} holds Python objects (a pickle)")
+    if list(shape) != entry.get("shape"):
+        raise ArtifactError(
+            "shape_mismatch",
+            f"{path.name} has shape {list(shape)}, the manifest says {entry.get('shape')}",
+        )
+    if dtype.str != entry.get("dtype"):
+        raise ArtifactError(
+            "dtype_mismatch", f"{path.name} is {dtype.str}, the manifest says {entry.get('dtype')}"
+        )
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except ValueError as exc:
+        raise ArtifactError("corrupt_file", f"{path.name}: {exc}")
+
+
+def load_artifact(
+    path: str | os.PathLike[str], verify: bool = True, mmap: bool = True
+) -> LoadedArtifact:
+    """Load and check an artifact; raise :class:`ArtifactError` rather than return a bad one.
+
+    With ``verify`` every listed file's size and sha256 are checked before anything is
+    loaded (serving does this before a swap). Shapes and dtypes are always checked
+    against the manifest, the format's fixed dtypes and each other.
+    """
+    root = Path(path)
+    manifest, digest = _read_manifest(root)
+    files: dict[str, Any] = manifest["files"]
+    entries = {**manifest["arrays"], **{f"ids_{m}": e for m, e in manifest["id_maps"].items()}}
+    for key, entry in entries.items():
+        if not isinstance(entry, dict) or entry.get("file") not in files:
+            raise ArtifactError("bad_manifest", f"{key}: no file entry with a checksum")
+        expected = ARRAY_DTYPES.get(key)
+        dtype = str(entry.get("dtype"))
+        if "O" in dtype:
+            raise ArtifactError("pickle_refused", f"{key}: object dtype in the manifest")
+        if expected is not None and dtype != expected.str:
+            raise ArtifactError("dtype_mismatch", f"{key} must be {expected.str}, not {dtype}")
+        if expected is None and not dtype.lstrip("<>|=").startswith("U"):
+            raise ArtifactError("dtype_mismatch", f"{key} must hold unicode strings")
+    resolved = {name: _resolve(root, name) for name in files}
+    if verify:
+        for name, record in files.items():
+            if not isinstance(record, dict):
+                raise ArtifactError("bad_manifest", f"files[{name!r}] malformed")
+            _verify_file(resolved[name], record)
+    loaded = {key: _load_npy(resolved[e["file"]], e, mmap) for key, e in entries.items()}
+    _check_consistency({k: v.shape for k, v in loaded.items()})
+    return LoadedArtifact(
+        path=root,
+        sha256=digest,
+        manifest=manifest,
+        arrays={k: loaded[k] for k in ARRAY_DTYPES},
+        id_maps={m: loaded[f"ids_{m}"] for m in ID_MAPS},
+    )
+
+
+def delete_artifact(path: str | os.PathLike[str]) -> bool:
+    """Remove an artifact directory; False when it was already gone.
+
+    The directory is first renamed to a hidden name (atomic), so a concurrent reader never
+    sees a half-deleted artifact. Refuses directories without a manifest.
+    """
+    root = Path(path)
+    if not root.exists():
+        return False
+    if not root.is_dir() or not (root / MANIFEST).is_file():
+        raise ArtifactError("not_an_artifact", f"{root} is not an artifact directory")
+    doomed = Path(tempfile.mkdtemp(prefix=f".{root.name}.deleting-", dir=root.parent))
+    os.rename(root, doomed / root.name)
+    shutil.rmtree(doomed)
+    return True

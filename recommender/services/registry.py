@@ -1,0 +1,303 @@
+"""The model registry: versions, the active pointer, promote / rollback and retention.
+
+Every change of the active pointer locks the recommender row first, so promotions,
+rollbacks and version numbering of one recommender are serialized (the partial unique
+constraint ``model_version_one_active`` backs this up in the database). Each change
+writes one ``PromotionEvent`` in the same transaction and bumps the serving key only
+after commit."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from recommender.exceptions import (
+    NoRollbackTarget,
+    VersionAlreadyActive,
+    VersionNotPromotable,
+    VersionNotRejectable,
+)
+from recommender.models import (
+    ModelVersion,
+    PromotionEvent,
+    PromotionKind,
+    Recommender,
+    VersionStatus,
+)
+from recommender.selectors import active_version_get, rollback_target_get
+from recommender.serving_signal import active_version_changed
+
+logger = logging.getLogger(__name__)
+
+
+def _lock_recommender(recommender_id: int) -> Recommender:
+    return Recommender.objects.select_for_update().get(pk=recommender_id)
+
+
+@transaction.atomic
+def model_version_create(
+    *,
+    recommender: Recommender,
+    artifact_uri: str,
+    artifact_sha256: str,
+    artifact_size: int,
+    metrics: dict[str, Any],
+    hyperparameters: dict[str, Any],
+    data_window: dict[str, Any],
+    data_stats: dict[str, Any],
+    status: str = VersionStatus.CANDIDATE,
+) -> ModelVersion:
+    """Record a complete artifact as the recommender's next version (1, 2, 3...).
+
+    Only ``candidate`` or ``rejected``: a version becomes active through
+    ``model_version_promote`` alone, so every activation has its audit row."""
+    if status not in (VersionStatus.CANDIDATE, VersionStatus.REJECTED):
+        raise ValueError(f"a new version is a candidate or rejected, not {status!r}")
+    locked = _lock_recommender(recommender.pk)
+    last = locked.versions.aggregate(last=Max("number"))["last"] or 0
+    return ModelVersion.objects.create(
+        recommender=locked,
+        number=last + 1,
+        status=status,
+        artifact_uri=artifact_uri,
+        artifact_sha256=artifact_sha256,
+        artifact_size=artifact_size,
+        metrics=metrics,
+        hyperparameters=hyperparameters,
+        data_window=data_window,
+        data_stats=data_stats,
+    )
+
+
+def _activate(
+    *,
+    recommender: Recommender,
+    version: ModelVersion,
+    previous: ModelVersion | None,
+    kind: str,
+    actor: AbstractBaseUser | None,
+    actor_label: str,
+    reason: str,
+) -> PromotionEvent:
+    """Retire ``previous``, activate ``version``, audit, and signal serving after commit.
+    The caller holds the recommender lock."""
+    if previous is not None:
+        previous.status = VersionStatus.RETIRED
+        previous.save(update_fields=["status"])
+    version.status = VersionStatus.ACTIVE
+    version.save(update_fields=["status"])
+    event = PromotionEvent.objects.create(
+        recommender=recommender,
+        from_version=previous,
+        to_version=version,
+        kind=kind,
+        actor=actor,
+        actor_label=actor_label,
+        reason=reason,
+    )
+    transaction.on_commit(
+        partial(active_version_changed, recommender.pk, version_number=version.number)
+    )
+    return event
+
+
+@transaction.atomic
+def model_version_promote(
+    *,
+    version: ModelVersion,
+    actor: AbstractBaseUser | None = None,
+    actor_label: str = "",
+    reason: str,
+    kind: str = PromotionKind.PROMOTE,
+) -> PromotionEvent:
+    """Make ``version`` the active one; the previously active one is retired and becomes
+    the rollback target."""
+    if kind not in (PromotionKind.PROMOTE, PromotionKind.AUTO):
+        raise ValueError(f"promote records kind 'promote' or 'auto', not {kind!r}")
+    recommender = _lock_recommender(version.recommender_id)
+    version.refresh_from_db(fields=["status", "artifact_deleted_at"])
+    if version.status == VersionStatus.REJECTED:
+        raise VersionNotPromotable(
+            f"Version {version.number} was rejected ({version.status_reason or 'by its gates'}) "
+            "and cannot be promoted.",
+            version=version.number,
+            why="rejected",
+        )
+    if version.artifact_deleted_at is not None:
+        raise VersionNotPromotable(
+            f"The artifact of version {version.number} was deleted by retention.",
+            version=version.number,
+            why="artifact_deleted",
+        )
+    if version.status == VersionStatus.ACTIVE:
+        raise VersionAlreadyActive(
+            f"Version {version.number} is already active.", version=version.number
+        )
+    previous = active_version_get(recommender=recommender)
+    return _activate(
+        recommender=recommender,
+        version=version,
+        previous=previous,
+        kind=kind,
+        actor=actor,
+        actor_label=actor_label,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def model_version_rollback(
+    *,
+    recommender: Recommender,
+    actor: AbstractBaseUser | None = None,
+    actor_label: str = "",
+    reason: str,
+) -> PromotionEvent:
+    """Make the version that was active before the current one active again
+    (see ``rollback_target_get``)."""
+    recommender = _lock_recommender(recommender.pk)
+    current = active_version_get(recommender=recommender)
+    if current is None:
+        raise NoRollbackTarget(
+            f"Recommender {recommender.name!r} has no active version to roll back from.",
+            recommender=recommender.name,
+        )
+    target = rollback_target_get(recommender=recommender)
+    if target is None:
+        raise NoRollbackTarget(
+            f"Version {current.number} is the first version of {recommender.name!r} to be "
+            "active; there is nothing to roll back to.",
+            recommender=recommender.name,
+            active_version=current.number,
+        )
+    if target.artifact_deleted_at is not None:
+        raise NoRollbackTarget(
+            f"The rollback target, version {target.number}, had its artifact deleted.",
+            recommender=recommender.name,
+            active_version=current.number,
+            target_version=target.number,
+        )
+    if target.status == VersionStatus.REJECTED:
+        raise NoRollbackTarget(
+            f"The rollback target, version {target.number}, was rejected.",
+            recommender=recommender.name,
+            active_version=current.number,
+            target_version=target.number,
+        )
+    return _activate(
+        recommender=recommender,
+        version=target,
+        previous=current,
+        kind=PromotionKind.ROLLBACK,
+        actor=actor,
+        actor_label=actor_label,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def model_version_reject(*, version: ModelVersion, reason: str) -> ModelVersion:
+    """Mark a candidate (or retired) version as never to be promoted."""
+    _lock_recommender(version.recommender_id)
+    version.refresh_from_db(fields=["status"])
+    if version.status == VersionStatus.ACTIVE:
+        raise VersionNotRejectable(
+            f"Version {version.number} is active; promote or roll back to another first.",
+            version=version.number,
+        )
+    version.status = VersionStatus.REJECTED
+    version.status_reason = reason
+    version.save(update_fields=["status", "status_reason"])
+    return version
+
+
+# --- Retention -----------------------------------------------------------------------
+
+
+def local_artifact_path(uri: str) -> Path:
+    """The directory of a local artifact (``file://`` URI, absolute path, or a path
+    relative to ``RECSITE_ARTIFACT_DIR``), refusing anything that is not strictly inside
+    ``RECSITE_ARTIFACT_DIR``."""
+    root = Path(settings.RECSITE_ARTIFACT_DIR).resolve()
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        raw = Path(unquote(parsed.path))
+    elif parsed.scheme and len(parsed.scheme) > 1:  # "C:" is a drive letter, not a scheme
+        raise ValueError(f"{uri!r} is not a local artifact")
+    else:
+        raw = Path(uri)
+    path = (raw if raw.is_absolute() else root / raw).resolve()
+    if path == root or not path.is_relative_to(root):
+        raise ValueError(f"{uri!r} resolves to {path}, outside the artifact directory {root}")
+    return path
+
+
+def artifact_dir_delete(uri: str) -> None:
+    """The default artifact deleter: remove a local artifact directory (guarded by
+    ``local_artifact_path``); a missing directory is already deleted."""
+    path = local_artifact_path(uri)
+    if path.exists():
+        shutil.rmtree(path)
+
+
+@transaction.atomic
+def model_versions_prune(
+    *,
+    recommender: Recommender,
+    delete_artifact: Callable[[str], None] | None = None,
+) -> list[ModelVersion]:
+    """Delete the artifacts of all but the newest ``versions_kept`` versions, never the
+    active version's nor the rollback target's. The rows stay, with ``artifact_deleted_at``
+    set; the files are deleted after commit (a failed deletion leaves files behind, never
+    a row pointing at a missing artifact it claims to have).
+
+    ``delete_artifact`` deletes one artifact by URI; the default removes a local
+    directory and refuses any path outside ``RECSITE_ARTIFACT_DIR`` (such a version is
+    logged and left alone)."""
+    recommender = _lock_recommender(recommender.pk)
+    deleter = delete_artifact or artifact_dir_delete
+    protected = {
+        v.pk
+        for v in (
+            active_version_get(recommender=recommender),
+            rollback_target_get(recommender=recommender),
+        )
+        if v is not None
+    }
+    older = (
+        recommender.versions.filter(artifact_deleted_at__isnull=True)
+        .order_by("-number")
+        .exclude(pk__in=protected)
+    )
+    kept_numbers = set(
+        recommender.versions.order_by("-number").values_list("number", flat=True)[
+            : recommender.versions_kept
+        ]
+    )
+    now = timezone.now()
+    pruned: list[ModelVersion] = []
+    for version in older.select_for_update():
+        if version.number in kept_numbers:
+            continue
+        if delete_artifact is None:
+            try:
+                local_artifact_path(version.artifact_uri)
+            except ValueError as exc:
+                logger.error("retention: not deleting the artifact of %s: %s", version, exc)
+                continue
+        version.artifact_deleted_at = now
+        version.save(update_fields=["artifact_deleted_at"])
+        transaction.on_commit(partial(deleter, version.artifact_uri), robust=True)
+        pruned.append(version)
+    return pruned

@@ -1,0 +1,274 @@
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender.artifacts import (
+    ArtifactError,
+    ArtifactMeta,
+    delete_artifact,
+    load_artifact,
+    write_artifact,
+)
+from recommender.exceptions import RecsiteError
+
+N_USERS, N_ITEMS, DIM, N_FEATURES = 3, 4, 2, 6
+
+
+def _arrays() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "user_embeddings": rng.random((N_USERS, DIM)),  # float64: coerced to float32
+        "user_biases": rng.random(N_USERS),
+        "item_embeddings": rng.random((N_ITEMS, DIM)),
+        "item_biases": rng.random(N_ITEMS),
+        "item_feature_embeddings": rng.random((N_FEATURES, DIM)),
+        "item_feature_biases": rng.random(N_FEATURES),
+        "popularity": np.array([5, 0, 2, 1]),
+        "seen_indptr": np.array([0, 1, 1, 3]),
+        "seen_indices": np.array([2, 0, 3]),
+    }
+
+
+ID_MAPS = {"users": ["u1", "u2", "u3"], "items": np.array(["a", "b", "c", "ü-é"])}
+META = ArtifactMeta(
+    hyperparameters={"no_components": DIM, "loss": "warp"},
+    metrics={"precision@10": 0.25},
+    feature_names={"item": ["cat:x", "tag:y"]},
+    extra={"recommender": "default"},
+)
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    return write_artifact(tmp_path, "v1", _arrays(), ID_MAPS, META).path
+
+
+def _manifest(path: Path) -> dict:
+    return json.loads((path / "manifest.json").read_text())
+
+
+def _save_manifest(path: Path, manifest: dict) -> None:
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _replace_file(path: Path, key: str, array: np.ndarray, *, update_shape: bool = False) -> None:
+    """Swap one array file and re-sign it in the manifest, as a careful attacker would."""
+    manifest = _manifest(path)
+    entry = manifest["arrays"].get(key) or manifest["id_maps"][key.removeprefix("ids_")]
+    target = path / entry["file"]
+    np.save(target, array, allow_pickle=True)
+    data = target.read_bytes()
+    manifest["files"][entry["file"]] = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
+    if update_shape:
+        entry["shape"] = list(array.shape)
+    _save_manifest(path, manifest)
+
+
+def _code(exc_info: pytest.ExceptionInfo) -> str:
+    return exc_info.value.code
+
+
+def test_round_trip(tmp_path: Path):
+    info = write_artifact(tmp_path, "v1", _arrays(), ID_MAPS, META)
+    assert info.path == tmp_path / "v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v1"]  # no temp dir left behind
+    manifest_bytes = (info.path / "manifest.json").read_bytes()
+    assert info.sha256 == hashlib.sha256(manifest_bytes).hexdigest()
+    assert info.size_bytes == sum(p.stat().st_size for p in info.path.iterdir())
+
+    loaded = load_artifact(info.path)
+    expected = _arrays()
+    for name, arr in expected.items():
+        np.testing.assert_allclose(loaded.arrays[name], arr.astype(loaded.arrays[name].dtype))
+    assert loaded.arrays["user_embeddings"].dtype == np.float32
+    assert loaded.arrays["seen_indptr"].dtype == np.int64
+    assert loaded.arrays["seen_indices"].dtype == np.int32
+    assert isinstance(loaded.arrays["item_embeddings"], np.memmap)
+    assert not loaded.arrays["item_embeddings"].flags.writeable
+    assert loaded.id_maps["users"].tolist() == ["u1", "u2", "u3"]
+    assert loaded.id_maps["items"].tolist() == ["a", "b", "c", "ü-é"]
+    assert loaded.sha256 == info.sha256
+    assert loaded.hyperparameters == {"no_components": DIM, "loss": "warp"}
+    assert loaded.metrics == {"precision@10": 0.25}
+    assert loaded.feature_names == {"item": ["cat:x", "tag:y"]}
+    manifest = loaded.manifest
+    assert manifest["format_version"] == 1
+    assert manifest["arrays"]["item_embeddings"] == {
+        "file": "item_embeddings.npy",
+        "shape": [N_ITEMS, DIM],
+        "dtype": "<f4",
+    }
+    assert set(manifest["files"]) == {p.name for p in info.path.iterdir()} - {"manifest.json"}
+
+
+def test_load_without_mmap_gives_plain_arrays(artifact: Path):
+    loaded = load_artifact(artifact, mmap=False)
+    assert not isinstance(loaded.arrays["popularity"], np.memmap)
+    assert loaded.arrays["popularity"].tolist() == [5, 0, 2, 1]
+
+
+def test_artifact_error_is_a_domain_error_with_a_code(artifact: Path):
+    (artifact / "popularity.npy").unlink()
+    with pytest.raises(RecsiteError) as exc:
+        load_artifact(artifact)
+    assert isinstance(exc.value, ArtifactError)
+    assert _code(exc) == "missing_file"
+
+
+def test_flipped_byte_fails_the_checksum(artifact: Path):
+    target = artifact / "item_embeddings.npy"
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0x01
+    target.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact)
+    assert _code(exc) == "checksum_mismatch"
+    assert "item_embeddings.npy" in str(exc.value)
+
+
+def test_truncated_file_is_refused(artifact: Path):
+    target = artifact / "user_embeddings.npy"
+    target.write_bytes(target.read_bytes()[:-4])
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact)
+    assert _code(exc) == "size_mismatch"
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact, verify=False)
+    assert _code(exc) == "corrupt_file"
+
+
+def test_pickled_object_array_is_refused_even_when_re_signed(artifact: Path):
+    _replace_file(artifact, "ids_items", np.array(["a", "b", "c", {"evil": 1}], dtype=object))
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact)
+    assert _code(exc) == "pickle_refused"
+
+
+def test_object_dtype_in_manifest_is_refused(artifact: Path):
+    manifest = _manifest(artifact)
+    manifest["id_maps"]["items"]["dtype"] = "|O"
+    _save_manifest(artifact, manifest)
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact)
+    assert _code(exc) == "pickle_refused"
+
+
+def test_writing_object_arrays_is_refused(tmp_path: Path):
+    arrays = _arrays() | {"popularity": np.array([1, None, 2, 3], dtype=object)}
+    with pytest.raises(ArtifactError) as exc:
+        write_artifact(tmp_path, "v1", arrays, ID_MAPS, META)
+    assert _code(exc) == "pickle_refused"
+
+
+@pytest.mark.parametrize("bad_name", ["../x", "/etc/passwd", "..", "sub/popularity.npy"])
+def test_manifest_paths_escaping_the_folder_are_refused(artifact: Path, bad_name: str):
+    outside = artifact.parent / "x"
+    np.save(outside, np.zeros(N_ITEMS, dtype=np.float32))
+    manifest = _manifest(artifact)
+    manifest["arrays"]["popularity"]["file"] = bad_name
+    manifest["files"][bad_name] = manifest["files"].pop("popularity.npy")
+    _save_manifest(artifact, manifest)
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact, verify=False)
+    assert _code(exc) == "path_escape"
+
+
+def test_symlink_out_of_the_folder_is_refused(artifact: Path, tmp_path: Path):
+    outside = tmp_path / "outside.npy"
+    (artifact / "popularity.npy").rename(outside)
+    (artifact / "popularity.npy").symlink_to(outside)
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact)
+    assert _code(exc) == "path_escape"
+
+
+def test_file_shape_differing_from_manifest_is_refused(artifact: Path):
+    _replace_file(artifact, "popularity", np.zeros(N_ITEMS + 1, dtype=np.float32))
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact)
+    assert _code(exc) == "shape_mismatch"
+
+
+def test_arrays_inconsistent_with_each_other_are_refused(artifact: Path):
+    # file and manifest agree, but popularity no longer has one entry per item
+    _replace_file(
+        artifact, "popularity", np.zeros(N_ITEMS + 1, dtype=np.float32), update_shape=True
+    )
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact)
+    assert _code(exc) == "shape_mismatch"
+    assert "popularity" in str(exc.value)
+
+
+def test_wrong_dtype_is_refused(artifact: Path):
+    _replace_file(artifact, "popularity", np.zeros(N_ITEMS, dtype=np.float64))
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact)
+    assert _code(exc) == "dtype_mismatch"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"format_version": 2}, "unsupported_format"),
+        ({"files": []}, "bad_manifest"),
+        ({"arrays": {}}, "bad_manifest"),
+    ],
+)
+def test_bad_manifests_are_refused(artifact: Path, change: dict, code: str):
+    _save_manifest(artifact, _manifest(artifact) | change)
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact)
+    assert _code(exc) == code
+
+
+def test_manifest_that_is_not_json_is_refused(artifact: Path):
+    (artifact / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact)
+    assert _code(exc) == "bad_manifest"
+
+
+def test_write_refuses_inconsistent_shapes(tmp_path: Path):
+    arrays = _arrays() | {"item_biases": np.zeros(N_ITEMS - 1)}
+    with pytest.raises(ArtifactError) as exc:
+        write_artifact(tmp_path, "v1", arrays, ID_MAPS, META)
+    assert _code(exc) == "shape_mismatch"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_refuses_an_existing_version_and_bad_names(artifact: Path):
+    with pytest.raises(ArtifactError) as exc:
+        write_artifact(artifact.parent, "v1", _arrays(), ID_MAPS, META)
+    assert _code(exc) == "already_exists"
+    with pytest.raises(ArtifactError) as exc:
+        write_artifact(artifact.parent, "../v2", _arrays(), ID_MAPS, META)
+    assert _code(exc) == "bad_name"
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path: Path):
+    meta = ArtifactMeta(metrics={"auc": float("nan")})  # not JSON: fails at the manifest
+    with pytest.raises(ArtifactError) as exc:
+        write_artifact(tmp_path, "v1", _arrays(), ID_MAPS, meta)
+    assert _code(exc) == "bad_manifest"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_delete_artifact(artifact: Path):
+    assert delete_artifact(artifact) is True
+    assert list(artifact.parent.iterdir()) == []
+    assert delete_artifact(artifact) is False
+
+
+def test_delete_refuses_a_directory_that_is_not_an_artifact(tmp_path: Path):
+    (tmp_path / "precious").mkdir()
+    with pytest.raises(ArtifactError) as exc:
+        delete_artifact(tmp_path / "precious")
+    assert _code(exc) == "not_an_artifact"
+    assert (tmp_path / "precious").exists()

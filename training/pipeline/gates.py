@@ -1,0 +1,199 @@
+"""Quality gates and the promotion decision: pure policy, no I/O.
+
+The decision, in order:
+
+1. any gate failed -> ``reject``: the candidate is recorded but may not be promoted;
+   the reason names the first failing gate;
+2. every gate passed, policy ``manual`` -> ``keep_champion``: the active version (if
+   any) keeps serving and the candidate waits for staff to promote it;
+3. every gate passed, policy ``auto`` -> ``promote``.
+
+The champion gate passes (marked ``skipped``) when there is no champion yet, so the very
+first model only has to beat popularity and meet the data minimums.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    PROMOTE = "promote"
+    KEEP_CHAMPION = "keep_champion"
+    REJECT = "reject"
+
+
+class PromotionPolicy(StrEnum):
+    AUTO = "auto"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Thresholds; margins are relative (``0.05`` = 5 %)."""
+
+    min_users: int = 10
+    min_items: int = 10
+    min_events: int = 100
+    key_metric: str = "precision@10"
+    min_lift_over_popularity: float = 0.0
+    max_regression_vs_champion: float = 0.02
+
+
+@dataclass(frozen=True)
+class DataStats:
+    n_users: int
+    n_items: int
+    n_events: int
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    passed: bool
+    observed: float | None
+    threshold: float | None
+    message: str
+    skipped: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason: str
+    failed_gate: str | None
+    gates: tuple[GateResult, ...]
+
+
+def _minimum_gate(name: str, what: str, observed: int, minimum: int) -> GateResult:
+    passed = observed >= minimum
+    verdict = "meets" if passed else "is below"
+    return GateResult(
+        name=name,
+        passed=passed,
+        observed=float(observed),
+        threshold=float(minimum),
+        message=f"{observed} {what} {verdict} the minimum of {minimum}.",
+    )
+
+
+def _metric(metrics: Mapping[str, float], key: str) -> float | None:
+    value = metrics.get(key)
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _at_least(value: float, threshold: float) -> bool:
+    """``value >= threshold``, forgiving float noise (``0.2 * 1.1`` is not ``0.22``)."""
+    return value >= threshold or math.isclose(value, threshold, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def gate_beats_popularity(
+    candidate: Mapping[str, float], popularity: Mapping[str, float], config: GateConfig
+) -> GateResult:
+    """The candidate must score strictly above popularity and by at least the margin."""
+    key = config.key_metric
+    cand, pop = _metric(candidate, key), _metric(popularity, key)
+    if cand is None or pop is None:
+        missing = "candidate" if cand is None else "popularity baseline"
+        return GateResult(
+            "beats_popularity", False, cand, pop, f"The {missing} has no finite {key}."
+        )
+    threshold = pop * (1.0 + config.min_lift_over_popularity)
+    passed = cand > pop and _at_least(cand, threshold)
+    verdict = "beats" if passed else "does not beat"
+    return GateResult(
+        name="beats_popularity",
+        passed=passed,
+        observed=cand,
+        threshold=threshold,
+        message=(
+            f"{key} {cand:.4f} {verdict} popularity {pop:.4f} by the required "
+            f"{config.min_lift_over_popularity:.0%} (needs > {pop:.4f} and >= {threshold:.4f})."
+        ),
+    )
+
+
+def gate_not_worse_than_champion(
+    candidate: Mapping[str, float], champion: Mapping[str, float] | None, config: GateConfig
+) -> GateResult:
+    """The candidate may trail the champion by at most the tolerance; skipped without one."""
+    key = config.key_metric
+    if champion is None:
+        return GateResult(
+            "not_worse_than_champion",
+            True,
+            _metric(candidate, key),
+            None,
+            "No champion yet: nothing to compare with.",
+            skipped=True,
+        )
+    cand, champ = _metric(candidate, key), _metric(champion, key)
+    if cand is None or champ is None:
+        missing = "candidate" if cand is None else "champion"
+        return GateResult(
+            "not_worse_than_champion", False, cand, champ, f"The {missing} has no finite {key}."
+        )
+    threshold = champ * (1.0 - config.max_regression_vs_champion)
+    passed = _at_least(cand, threshold)
+    verdict = "is within" if passed else "falls below"
+    return GateResult(
+        name="not_worse_than_champion",
+        passed=passed,
+        observed=cand,
+        threshold=threshold,
+        message=(
+            f"{key} {cand:.4f} {verdict} the champion's {champ:.4f} less the "
+            f"{config.max_regression_vs_champion:.0%} tolerance ({threshold:.4f})."
+        ),
+    )
+
+
+def run_gates(
+    *,
+    config: GateConfig,
+    data: DataStats,
+    candidate: Mapping[str, float],
+    popularity: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+) -> tuple[GateResult, ...]:
+    """Every gate, in the order they are shown and checked."""
+    return (
+        _minimum_gate("min_users", "users", data.n_users, config.min_users),
+        _minimum_gate("min_items", "items", data.n_items, config.min_items),
+        _minimum_gate("min_events", "events", data.n_events, config.min_events),
+        gate_beats_popularity(candidate, popularity, config),
+        gate_not_worse_than_champion(candidate, champion, config),
+    )
+
+
+def decide(*, gates: Sequence[GateResult], policy: PromotionPolicy | str) -> Decision:
+    """Turn gate results and the promotion policy into promote / keep_champion / reject."""
+    policy = PromotionPolicy(policy)
+    results = tuple(gates)
+    failed = next((g for g in results if not g.passed), None)
+    if failed is not None:
+        return Decision(
+            Outcome.REJECT,
+            f"Rejected: gate {failed.name} failed. {failed.message}",
+            failed.name,
+            results,
+        )
+    if policy is PromotionPolicy.MANUAL:
+        return Decision(
+            Outcome.KEEP_CHAMPION,
+            "All gates passed; the policy is manual, so the candidate waits for staff "
+            "to promote it and the current version keeps serving.",
+            None,
+            results,
+        )
+    return Decision(
+        Outcome.PROMOTE, "All gates passed; the policy is auto, so it is promoted.", None, results
+    )
