@@ -1,0 +1,164 @@
+"""A whole training run, in process, on generated data (real database, real LightFM)."""
+
+from pathlib import Path
+
+import pytest
+
+from recommender.artifacts import load_artifact
+from recommender.models import ModelVersion, PromotionEvent, Recommender, VersionStatus
+from recommender.services import demo_data_generate
+from recommender.services.registry import local_artifact_path
+from training.exceptions import TrainingAlreadyRunning
+from training.models import Decision, RunStatus, TrainingRun, Trigger
+from training.runner import training_run_execute, training_run_execute_now
+from training.services import training_run_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def artifact_dir(settings, tmp_path):
+    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
+    return settings.RECSITE_ARTIFACT_DIR
+
+
+@pytest.fixture
+def recommender(artifact_dir):
+    demo_data_generate(users=150, items=80, events=6000, seed=7, days=28)
+    recommender = Recommender.objects.get(name="default")
+    recommender.epochs = 5
+    recommender.no_components = 16
+    recommender.save()
+    return recommender
+
+
+def run_now(recommender, **options):
+    return training_run_execute_now(recommender=recommender, trigger=Trigger.CLI, options=options)
+
+
+def test_a_run_ends_in_an_active_verified_version(recommender):
+    progress = []
+    run = training_run_execute_now(
+        recommender=recommender,
+        trigger=Trigger.CLI,
+        on_progress=lambda phase, fraction, message: progress.append((phase, fraction)),
+    )
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.decision == Decision.PROMOTED
+    version = run.version
+    assert (version.number, version.status) == (1, VersionStatus.ACTIVE)
+    artifact = load_artifact(local_artifact_path(version.artifact_uri))
+    assert artifact.sha256 == version.artifact_sha256
+    assert artifact.arrays["item_embeddings"].shape == (80, 16)
+    event = PromotionEvent.objects.get()
+    assert (event.kind, event.to_version, event.from_version) == ("auto", version, None)
+    assert set(run.phase_timings) == {
+        "load",
+        "build",
+        "split",
+        "fit",
+        "evaluate",
+        "gates",
+        "refit",
+        "artifact",
+    }
+    assert run.metrics["candidate"]["precision@10"] > run.metrics["popularity"]["precision@10"]
+    assert [fraction for _, fraction in progress] == sorted(fraction for _, fraction in progress)
+    assert "epoch 5/5" in run.log
+
+
+def test_the_next_run_is_compared_with_the_champion_and_replaces_it(recommender):
+    first = run_now(recommender).version
+    second = run_now(recommender)
+    assert second.metrics["champion_version"] == 1
+    assert second.version.number == 2
+    first.refresh_from_db()
+    assert first.status == VersionStatus.RETIRED
+    assert second.version.status == VersionStatus.ACTIVE
+
+
+def test_a_gate_rejection_keeps_the_champion_and_writes_no_version(recommender, artifact_dir):
+    champion = run_now(recommender).version
+    recommender.gate_min_events = 10**9
+    recommender.save()
+    run = run_now(recommender)
+    assert run.decision == Decision.REJECTED
+    assert "min_events" in run.decision_reason
+    assert run.version is None
+    assert list(ModelVersion.objects.all()) == [champion]
+    assert sorted(p.name for p in (artifact_dir / "default").iterdir()) == [f"run-{champion.pk}"]
+
+
+def test_a_failing_phase_leaves_the_champion_active(recommender, artifact_dir):
+    champion = run_now(recommender).version
+    run = training_run_create(recommender=recommender, trigger=Trigger.API, enqueue=False)
+    (artifact_dir / "default" / f"run-{run.pk}").write_text("in the way")
+    run = training_run_execute(run_id=run.pk)
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith("artifact:")
+    assert "Traceback" in run.traceback
+    champion.refresh_from_db()
+    assert champion.status == VersionStatus.ACTIVE
+    assert ModelVersion.objects.count() == 1
+
+
+def test_manual_policy_and_no_promote_keep_a_candidate(recommender):
+    run = run_now(recommender, no_promote=True)
+    assert run.decision == Decision.CANDIDATE
+    assert run.version.status == VersionStatus.CANDIDATE
+    recommender.promotion_policy = "manual"
+    recommender.save()
+    assert run_now(recommender).version.status == VersionStatus.CANDIDATE
+    assert not ModelVersion.objects.filter(status=VersionStatus.ACTIVE).exists()
+
+
+def test_a_dry_run_reports_data_and_saves_nothing(recommender):
+    run = run_now(recommender, dry_run=True)
+    assert run.decision == Decision.DRY_RUN
+    assert run.data_stats["events"] == 6000
+    assert "would fit LightFM" in run.decision_reason
+    assert not ModelVersion.objects.exists()
+
+
+def test_no_events_fails_clearly(artifact_dir):
+    recommender = Recommender.objects.get(name="default")
+    run = run_now(recommender)
+    assert run.status == RunStatus.FAILED
+    assert "no events in the training window" in run.error
+
+
+def test_a_run_id_is_never_trained_twice(recommender):
+    run = training_run_create(recommender=recommender, trigger=Trigger.API, enqueue=False)
+    assert training_run_execute(run_id=run.pk).status == RunStatus.SUCCEEDED
+    assert training_run_execute(run_id=run.pk) is None
+    assert ModelVersion.objects.count() == 1
+
+
+def test_hyperparameter_overrides_reach_the_model(recommender):
+    run = run_now(recommender, overrides={"no_components": 8, "epochs": 2})
+    assert run.version.hyperparameters["no_components"] == 8
+    artifact = load_artifact(local_artifact_path(run.version.artifact_uri))
+    assert artifact.arrays["user_embeddings"].shape[1] == 8
+
+
+def test_a_second_trigger_while_one_is_queued_is_refused(recommender):
+    queued = training_run_create(recommender=recommender, trigger=Trigger.API, enqueue=False)
+    with pytest.raises(TrainingAlreadyRunning) as caught:
+        run_now(recommender)
+    assert caught.value.detail["run_id"] == queued.pk
+    assert TrainingRun.objects.count() == 1
+
+
+def test_artifacts_live_under_the_recommender_folder(recommender, artifact_dir):
+    version = run_now(recommender).version
+    assert Path(version.artifact_uri).parts[0] == "default"
+    assert (artifact_dir / version.artifact_uri / "manifest.json").is_file()
+
+
+def test_an_unloadable_champion_is_reported_not_fatal(recommender, artifact_dir):
+    champion = run_now(recommender).version
+    (artifact_dir / champion.artifact_uri / "manifest.json").write_text("{}")
+    run = run_now(recommender)
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.metrics["champion_error"].startswith("unsupported_format")
+    assert run.version.status == VersionStatus.ACTIVE

@@ -1,0 +1,113 @@
+"""Reading a recommender's training data out of the database as numpy arrays.
+
+Events are streamed with ``values_list(...).iterator()`` in chunks (no model instance per
+event) and turned into columns; the pure pipeline modules take it from there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.utils import timezone
+
+from recommender.models import Event, Item, Recommender, UserProfile
+
+_CHUNK = 20_000
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    """One row per event kept for training, in timestamp order."""
+
+    user_ids: np.ndarray  # external user ids (str)
+    item_pks: np.ndarray  # Item primary keys (int64)
+    weights: np.ndarray  # effective weights: type weight x the event's own weight
+    timestamps: np.ndarray  # Unix seconds (int64)
+    window_start: datetime | None
+    window_end: datetime
+    ignored_types: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.item_pks)
+
+
+@dataclass(frozen=True)
+class CatalogColumns:
+    """The items that appear in the events, with their external ids and categories."""
+
+    item_pks: np.ndarray
+    external_ids: list[str]
+    categories: list[list[str]]
+    active: np.ndarray
+
+
+def training_window(*, recommender: Recommender, now: datetime | None = None) -> tuple:
+    end = now or timezone.now()
+    start = end - timedelta(days=recommender.window_days) if recommender.window_days else None
+    return start, end
+
+
+def events_load(*, recommender: Recommender, now: datetime | None = None) -> EventColumns:
+    """The recommender's window of events, with effective weights.
+
+    Event types missing from ``recommender.event_weights`` are left out and counted."""
+    start, end = training_window(recommender=recommender, now=now)
+    events = Event.objects.filter(timestamp__lte=end)
+    if start is not None:
+        events = events.filter(timestamp__gt=start)
+    rows = events.order_by("timestamp", "id").values_list(
+        "user_external_id", "item_id", "event_type", "weight", "timestamp"
+    )
+    type_weights = {name: float(value) for name, value in recommender.event_weights.items()}
+    users: list[str] = []
+    items: list[int] = []
+    weights: list[float] = []
+    stamps: list[float] = []
+    ignored: dict[str, int] = {}
+    for user, item, event_type, weight, stamp in rows.iterator(chunk_size=_CHUNK):
+        type_weight = type_weights.get(event_type)
+        if type_weight is None:
+            ignored[event_type] = ignored.get(event_type, 0) + 1
+            continue
+        users.append(user)
+        items.append(item)
+        weights.append(type_weight * (1.0 if weight is None else weight))
+        stamps.append(stamp.timestamp())
+    return EventColumns(
+        user_ids=np.array(users, dtype=object),
+        item_pks=np.array(items, dtype=np.int64),
+        weights=np.array(weights, dtype=np.float32),
+        timestamps=np.array(stamps, dtype=np.float64).astype(np.int64),
+        window_start=start,
+        window_end=end,
+        ignored_types=ignored,
+    )
+
+
+def catalog_load(*, item_pks: np.ndarray) -> CatalogColumns:
+    """External ids, categories and the active flag for the given item keys, in that order."""
+    wanted = np.asarray(item_pks, dtype=np.int64)
+    rows = {
+        pk: (external_id, categories or [], active)
+        for pk, external_id, categories, active in Item.objects.filter(
+            pk__in=wanted.tolist()
+        ).values_list("pk", "external_id", "categories", "active")
+    }
+    return CatalogColumns(
+        item_pks=wanted,
+        external_ids=[rows[pk][0] for pk in wanted.tolist()],
+        categories=[list(rows[pk][1]) for pk in wanted.tolist()],
+        active=np.array([rows[pk][2] for pk in wanted.tolist()], dtype=bool),
+    )
+
+
+def user_features_load(*, user_ids: list[str]) -> dict[str, list[str]]:
+    """Features of the users that have a profile (others have none)."""
+    features: dict[str, list[str]] = {}
+    for start in range(0, len(user_ids), _CHUNK):
+        chunk = user_ids[start : start + _CHUNK]
+        features.update(
+            UserProfile.objects.filter(external_id__in=chunk).values_list("external_id", "features")
+        )
+    return features

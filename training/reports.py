@@ -1,0 +1,63 @@
+"""Plain-text summaries of a run, for the terminal (``retrain``) and logs."""
+
+from __future__ import annotations
+
+from training.models import TrainingRun
+
+_SHOWN = ("precision", "recall", "ndcg", "map", "coverage", "auc")
+
+
+def _shown_metrics(metrics: dict) -> list[str]:
+    names = list(metrics.get("candidate", {}))
+    return [name for prefix in _SHOWN for name in names if name.split("@")[0] == prefix]
+
+
+def render_metric_table(run: TrainingRun) -> str:
+    """Candidate vs popularity vs champion, one metric a row."""
+    metrics = run.metrics or {}
+    if not metrics.get("candidate"):
+        return ""
+    columns = [("candidate", metrics["candidate"]), ("popularity", metrics["popularity"])]
+    if metrics.get("champion"):
+        columns.append((f"champion v{metrics.get('champion_version')}", metrics["champion"]))
+        columns.append(("candidate*", metrics["candidate_on_champion_holdout"]))
+    header = f"{'metric':<14}" + "".join(f"{title:>16}" for title, _ in columns)
+    lines = [header, "-" * len(header)]
+    for name in _shown_metrics(metrics):
+        cells = "".join(f"{values.get(name, float('nan')):>16.4f}" for _, values in columns)
+        lines.append(f"{name:<14}{cells}")
+    users = int(metrics["candidate"].get("users", 0))
+    lines.append(f"evaluated on {users} users with held-out events")
+    if metrics.get("champion"):
+        lines.append(
+            "champion and candidate* are measured on the held-out events newer than the "
+            "champion's data, so neither is judged on events it was trained on"
+        )
+    return "\n".join(lines)
+
+
+def render_run_summary(run: TrainingRun) -> str:
+    lines = [f"Run #{run.pk} of {run.recommender.name!r}: {run.status}"]
+    if run.phase_timings:
+        timings = ", ".join(f"{phase} {secs:.2f}s" for phase, secs in run.phase_timings.items())
+        lines.append(f"phases: {timings}")
+    stats = run.data_stats or {}
+    if stats:
+        lines.append(
+            f"data: {stats.get('events', 0)} events, {stats.get('users', 0)} users, "
+            f"{stats.get('items', 0)} items, density {stats.get('density', 0):.5f}"
+        )
+    table = render_metric_table(run)
+    if table:
+        lines += ["", table, ""]
+    for gate in run.gate_results or []:
+        mark = "skip" if gate.get("skipped") else ("pass" if gate["passed"] else "FAIL")
+        lines.append(f"  [{mark}] {gate['name']}: {gate['message']}")
+    if run.decision:
+        lines.append(f"decision: {run.get_decision_display()} — {run.decision_reason}")
+    if run.version_id:
+        version = run.version
+        lines.append(f"version: v{version.number} ({version.status}), {version.artifact_uri}")
+    if run.error:
+        lines.append(f"error: {run.error}")
+    return "\n".join(lines)
