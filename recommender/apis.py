@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from recommender.auth import HasScope
-from recommender.exceptions import BatchTooLarge
+from recommender.exceptions import BatchTooLarge, NoActiveVersion
 from recommender.models import Scope
+from recommender.selectors import active_version_get, recommender_get
+from recommender.serializers import ActiveModelOutput, ModelVersionOutput
 from recommender.services import event_batch_ingest, item_batch_upsert
+from recsite.pagination import BoundedLimitOffsetPagination
 
 
 def _batch(request, key: str, limit: int) -> list:
@@ -102,3 +106,51 @@ class ItemBatchApi(APIView):
         entries = _batch(request, "items", settings.RECSITE_ITEM_BATCH_MAX)
         result = item_batch_upsert(raw_items=entries)
         return Response(ItemBatchOutSerializer(result).data, status=200)
+
+
+RECOMMENDER_PARAMETER = OpenApiParameter(
+    "recommender", OpenApiTypes.STR, description="recommender name (default: default)"
+)
+
+
+class RecommenderQuery(serializers.Serializer):
+    recommender = serializers.SlugField(required=False, default="default", max_length=64)
+
+
+class ModelVersionListApi(APIView):
+    permission_classes = [HasScope(Scope.TRAINING_WRITE, Scope.RECOMMENDATIONS_READ)]
+
+    @extend_schema(
+        parameters=[RECOMMENDER_PARAMETER],
+        responses={200: ModelVersionOutput(many=True), 404: ErrorSerializer},
+        summary="A recommender's model versions, newest first",
+    )
+    def get(self, request):
+        query = RecommenderQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        recommender = recommender_get(name=query.validated_data["recommender"])
+        versions = recommender.versions.select_related("recommender").order_by("-number")
+        paginator = BoundedLimitOffsetPagination()
+        page = paginator.paginate_queryset(versions, request, view=self)
+        return paginator.get_paginated_response(ModelVersionOutput(page, many=True).data)
+
+
+class ActiveModelApi(APIView):
+    permission_classes = [HasScope(Scope.RECOMMENDATIONS_READ, Scope.TRAINING_WRITE)]
+
+    @extend_schema(
+        parameters=[RECOMMENDER_PARAMETER],
+        responses={200: ActiveModelOutput, 404: ErrorSerializer},
+        summary="The active model version: number, age, metrics, data stats",
+    )
+    def get(self, request):
+        query = RecommenderQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        recommender = recommender_get(name=query.validated_data["recommender"])
+        version = active_version_get(recommender=recommender)
+        if version is None:
+            raise NoActiveVersion(
+                f"Recommender {recommender.name!r} has no active version yet.",
+                recommender=recommender.name,
+            )
+        return Response(ActiveModelOutput(version).data)

@@ -40,11 +40,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class HasScope(permissions.BasePermission):
-    """``permission_classes = [HasScope("events:write")]``: the key must carry the scope."""
+    """``permission_classes = [HasScope("events:write")]``: the key must carry the scope
+    (with several scopes: any one of them)."""
 
-    def __init__(self, scope: str) -> None:
-        self.scope = scope
-        self.message = f"This API key lacks the scope {scope!r}."
+    def __init__(self, *scopes: str) -> None:
+        self.scopes = scopes
+        self.message = "This API key lacks the scope " + " or ".join(map(repr, scopes)) + "."
 
     def __call__(self):
         return self
@@ -53,7 +54,7 @@ class HasScope(permissions.BasePermission):
         api_key = request.auth
         if not isinstance(api_key, ApiKey):
             raise exceptions.NotAuthenticated("Send `Authorization: Api-Key <key>`.")
-        return api_key.has_scope(self.scope)
+        return any(api_key.has_scope(scope) for scope in self.scopes)
 
 
 class ApiKeyRateThrottle(throttling.SimpleRateThrottle):

@@ -134,6 +134,33 @@ else:
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+# Training runs: a soft limit (the run fails cleanly), a hard limit a little later, and
+# for Redis a visibility timeout above both, so a long run is never redelivered to a
+# second worker while the first is still on it (the claim in the database guards too).
+RECSITE_TRAINING_SOFT_TIME_LIMIT = env_int("RECSITE_TRAINING_SOFT_TIME_LIMIT", 3 * 3600)
+CELERY_TASK_SOFT_TIME_LIMIT = RECSITE_TRAINING_SOFT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = RECSITE_TRAINING_SOFT_TIME_LIMIT + 300
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 600)
+if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT} s) must exceed the hard "
+        f"time limit of a training run ({CELERY_TASK_TIME_LIMIT} s = "
+        "RECSITE_TRAINING_SOFT_TIME_LIMIT + 300), or Redis redelivers a run still running."
+    )
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = CELERY_VISIBILITY_TIMEOUT
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A running run writes a heartbeat on every progress report (each phase step, each
+# epoch); the reaper fails runs silent for longer than this and frees their slot.
+RECSITE_RUN_STALE_AFTER_SECONDS = env_int("RECSITE_RUN_STALE_AFTER_SECONDS", 600)
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-training-runs": {
+        "task": "training.tasks.reap_stale_runs",
+        "schedule": env_int("RECSITE_REAPER_INTERVAL_SECONDS", 60),
+    },
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True

@@ -28,6 +28,4 @@ def run_scheduled_training(recommender_id: int) -> None:
 @shared_task(ignore_result=True)
 def reap_stale_runs() -> None:
     """Fail running runs whose worker stopped heart-beating."""
-    training_runs_reap(
-        stale_after=timedelta(seconds=getattr(settings, "RECSITE_RUN_STALE_AFTER_SECONDS", 600))
-    )
+    training_runs_reap(stale_after=timedelta(seconds=settings.RECSITE_RUN_STALE_AFTER_SECONDS))

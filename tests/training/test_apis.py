@@ -1,0 +1,102 @@
+"""Training runs, model versions and the active model over the API."""
+
+import pytest
+
+from recommender.models import Scope, VersionStatus
+from tests.factories import ModelVersionFactory, RecommenderFactory, TrainingRunFactory
+from training.models import RunStatus, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def trainer(make_api_client):
+    return make_api_client(Scope.TRAINING_WRITE)
+
+
+def test_start_a_run_answers_202_and_enqueues_after_commit(
+    trainer, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = trainer.post(
+            "/api/v1/training-runs",
+            {"no_promote": True, "overrides": {"epochs": 3}},
+            format="json",
+        )
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["status"], body["trigger"], body["recommender"]) == ("queued", "api", "default")
+    assert body["options"] == {"dry_run": False, "no_promote": True, "overrides": {"epochs": 3}}
+    assert body["triggered_by_label"].startswith("api-key:")
+    assert len(callbacks) == 1
+
+
+def test_a_second_start_gets_409_with_the_live_run(trainer):
+    first = trainer.post("/api/v1/training-runs", {}, format="json").json()
+    response = trainer.post("/api/v1/training-runs", {}, format="json")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "training_already_running"
+    assert error["detail"]["run_id"] == first["id"]
+    assert TrainingRun.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"overrides": {"epochs": 0}},
+        {"overrides": {"loss": "hinge"}},
+        {"recommender": "no such thing!"},
+        {"dry_run": "perhaps"},
+    ],
+)
+def test_bad_run_requests_get_400(trainer, body):
+    response = trainer.post("/api/v1/training-runs", body, format="json")
+    assert response.status_code == 400
+    assert not TrainingRun.objects.exists()
+
+
+def test_an_unknown_recommender_is_404(trainer):
+    response = trainer.post("/api/v1/training-runs", {"recommender": "nope"}, format="json")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "recommender_not_found"
+
+
+def test_starting_needs_the_training_scope(make_api_client):
+    reader = make_api_client(Scope.RECOMMENDATIONS_READ)
+    assert reader.post("/api/v1/training-runs", {}, format="json").status_code == 403
+    assert reader.get("/api/v1/training-runs").status_code == 200
+
+
+def test_run_detail_and_list(trainer, django_assert_max_num_queries):
+    recommender = RecommenderFactory(name="books")
+    runs = [
+        TrainingRunFactory(recommender=recommender, status=RunStatus.SUCCEEDED) for _ in range(5)
+    ]
+    detail = trainer.get(f"/api/v1/training-runs/{runs[0].pk}")
+    assert detail.status_code == 200
+    assert detail.json()["id"] == runs[0].pk
+    with django_assert_max_num_queries(6):
+        listing = trainer.get("/api/v1/training-runs?recommender=books&limit=2").json()
+    assert listing["count"] == 5
+    assert [run["id"] for run in listing["results"]] == [runs[4].pk, runs[3].pk]
+    assert trainer.get("/api/v1/training-runs/999999").status_code == 404
+
+
+def test_model_versions_and_the_active_one(trainer):
+    recommender = RecommenderFactory(name="music")
+    ModelVersionFactory(recommender=recommender, number=1, status=VersionStatus.RETIRED)
+    ModelVersionFactory(
+        recommender=recommender, number=2, status=VersionStatus.ACTIVE, metrics={"auc": 0.9}
+    )
+    versions = trainer.get("/api/v1/model-versions?recommender=music").json()
+    assert [v["number"] for v in versions["results"]] == [2, 1]
+    active = trainer.get("/api/v1/models/active?recommender=music").json()
+    assert (active["version"], active["metrics"]) == (2, {"auc": 0.9})
+    assert active["age_seconds"] >= 0
+
+
+def test_no_active_version_is_404_with_a_code(trainer):
+    response = trainer.get("/api/v1/models/active")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "no_active_version"

@@ -1,0 +1,63 @@
+"""``manage.py retrain``: exit codes and output (runs in process on generated data)."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from recommender.models import Recommender
+from recommender.services import demo_data_generate
+from training.models import Trigger
+from training.services import training_run_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def recommender(settings, tmp_path):
+    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
+    demo_data_generate(users=100, items=60, events=4000, seed=3, days=21)
+    return Recommender.objects.get(name="default")
+
+
+def retrain(*args):
+    try:
+        call_command("retrain", *args)
+    except SystemExit as exit_:
+        return exit_.code
+    return 0
+
+
+def test_a_successful_run_prints_the_table_and_exits_0(recommender, capsys):
+    assert retrain("--epochs", "3") == 0
+    out = capsys.readouterr()
+    assert "precision@10" in out.out and "popularity" in out.out
+    assert "decision: Promoted" in out.out
+    assert "epoch 3/3" in out.err
+
+
+def test_a_gate_rejection_exits_3(recommender):
+    recommender.gate_min_users = 10**6
+    recommender.save()
+    assert retrain("--epochs", "2") == 3
+
+
+def test_a_failed_run_exits_1():
+    assert retrain() == 1  # no events at all
+
+
+def test_a_live_run_exits_4(recommender):
+    queued = training_run_create(recommender=recommender, trigger=Trigger.API, enqueue=False)
+    with pytest.raises(CommandError) as caught:
+        call_command("retrain")
+    assert caught.value.returncode == 4
+    assert f"#{queued.pk}" in str(caught.value)
+
+
+def test_bad_arguments_exit_2(recommender):
+    with pytest.raises(CommandError) as caught:
+        call_command("retrain", "--recommender", "nope")
+    assert caught.value.returncode == 2
+
+
+def test_dry_run_fits_nothing(recommender, capsys):
+    assert retrain("--dry-run") == 0
+    assert "would fit LightFM" in capsys.readouterr().out

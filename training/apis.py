@@ -1,0 +1,77 @@
+"""Training runs over the API: start one (202, or 409 with the live run), read them."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from recommender.apis import RECOMMENDER_PARAMETER, ErrorSerializer, RecommenderQuery
+from recommender.auth import HasScope
+from recommender.models import Scope
+from recommender.selectors import recommender_get
+from recsite.pagination import BoundedLimitOffsetPagination
+from training.models import TrainingRun, Trigger
+from training.selectors import training_run_get
+from training.serializers import TrainingRunInput, TrainingRunOutput
+from training.services import training_run_create
+
+READ_SCOPES = (Scope.TRAINING_WRITE, Scope.RECOMMENDATIONS_READ)
+
+
+class TrainingRunListApi(APIView):
+    def get_permissions(self):
+        scopes = (Scope.TRAINING_WRITE,) if self.request.method == "POST" else READ_SCOPES
+        return [HasScope(*scopes)]
+
+    @extend_schema(
+        request=TrainingRunInput,
+        responses={202: TrainingRunOutput, 400: ErrorSerializer, 409: ErrorSerializer},
+        summary="Start a training run (409 with the live run's id when one is running)",
+    )
+    def post(self, request):
+        data = TrainingRunInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        recommender = recommender_get(name=values["recommender"])
+        run = training_run_create(
+            recommender=recommender,
+            trigger=Trigger.API,
+            actor_label=f"api-key:{request.auth.prefix} ({request.auth.name})",
+            options={
+                "dry_run": values["dry_run"],
+                "no_promote": values["no_promote"],
+                "overrides": dict(values.get("overrides") or {}),
+            },
+        )
+        return Response(TrainingRunOutput(run).data, status=202)
+
+    @extend_schema(
+        parameters=[RECOMMENDER_PARAMETER],
+        responses={200: TrainingRunOutput(many=True), 404: ErrorSerializer},
+        summary="A recommender's training runs, newest first",
+    )
+    def get(self, request):
+        query = RecommenderQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        recommender = recommender_get(name=query.validated_data["recommender"])
+        runs = (
+            TrainingRun.objects.filter(recommender=recommender)
+            .select_related("recommender", "version")
+            .order_by("-created_at", "-id")
+        )
+        paginator = BoundedLimitOffsetPagination()
+        page = paginator.paginate_queryset(runs, request, view=self)
+        return paginator.get_paginated_response(TrainingRunOutput(page, many=True).data)
+
+
+class TrainingRunDetailApi(APIView):
+    permission_classes = [HasScope(*READ_SCOPES)]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("run_id", int, OpenApiParameter.PATH)],
+        responses={200: TrainingRunOutput, 404: ErrorSerializer},
+        summary="One training run: status, progress, metrics, decision",
+    )
+    def get(self, request, run_id: int):
+        return Response(TrainingRunOutput(training_run_get(run_id=run_id)).data)
