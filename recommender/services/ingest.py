@@ -24,8 +24,9 @@ from recommender.ingest import (
 )
 from recommender.models import Event, Item, UserProfile
 
-# Rows per INSERT statement: 8 parameters a row stays far below SQLite's 32,766 limit.
-_INSERT_CHUNK = 500
+# Rows per INSERT statement: a full API batch in one statement; 8 parameters a row stays
+# below both SQLite's 32,766 and PostgreSQL's 65,535 parameter limits.
+_INSERT_CHUNK = 1000
 
 
 @dataclass(slots=True)

@@ -86,7 +86,9 @@ def test_a_gate_rejection_keeps_the_champion_and_writes_no_version(recommender, 
     assert "min_events" in run.decision_reason
     assert run.version is None
     assert list(ModelVersion.objects.all()) == [champion]
-    assert sorted(p.name for p in (artifact_dir / "default").iterdir()) == [f"run-{champion.pk}"]
+    assert [p.name for p in (artifact_dir / "default").iterdir()] == [
+        Path(champion.artifact_uri).name
+    ]
 
 
 def test_a_failing_phase_leaves_the_champion_active(recommender, artifact_dir):
