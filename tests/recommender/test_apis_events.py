@@ -183,3 +183,17 @@ def test_requests_are_throttled_per_key(make_api_client, settings):
 def test_the_error_body_is_json_with_content_type(client):
     response = client.post(URL, json.dumps({"events": [{}]}), content_type="application/json")
     assert response["Content-Type"] == "application/json"
+
+
+def test_ids_with_tabs_newlines_and_backslashes_are_stored_exactly(client):
+    odd = ["tab\there", "line\nbreak", "back\\slash", "\\N", "cr\rlf"]
+    body = {
+        "events": [
+            batch(1, start=i, user_id=name, item_id=f"item-{name}")["events"][0]
+            for i, name in enumerate(odd)
+        ]
+    }
+    assert client.post(URL, body, format="json").json()["created"] == len(odd)
+    stored = set(Event.objects.values_list("user_external_id", flat=True))
+    assert stored == set(odd)
+    assert set(Item.objects.values_list("external_id", flat=True)) == {f"item-{n}" for n in odd}
