@@ -175,16 +175,32 @@ def _insert_events(events: Sequence[EventIn], item_pks: dict[str, int]) -> int:
 _COPY_TABLE = "recsite_event_load"
 
 
-def _copy_field(value: Any) -> str:
-    """One field in COPY's text format."""
-    if value is None:
-        return r"\N"
-    text = value.isoformat() if isinstance(value, datetime) else str(value)
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+_COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(text: str) -> str:
+    """A string in COPY's text format (most ids need no escaping: checked first)."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_SPECIAL)
+    return text
+
+
+_COPY_NULL = "\\N"
+
+
+def _copy_line(row: tuple, ingested_at: str) -> str:
+    event_id, user_id, item_pk, event_type, weight, timestamp, recommendation_id, _ = row
+    weight_text = _COPY_NULL if weight is None else repr(weight)
+    return (
+        f"{_copy_text(event_id)}\t{_copy_text(user_id)}\t{item_pk}\t{_copy_text(event_type)}\t"
+        f"{weight_text}\t{timestamp.isoformat()}\t"
+        f"{_copy_text(recommendation_id)}\t{ingested_at}\n"
+    )
 
 
 def _copy_events(rows: list[tuple], table: str, column_sql: str) -> int:
-    body = "".join("\t".join(map(_copy_field, row)) + "\n" for row in rows)
+    ingested_at = rows[0][7].isoformat() if rows else ""
+    body = "".join(_copy_line(row, ingested_at) for row in rows)
     with connection.cursor() as cursor:
         # A temp table lives as long as the connection; it is emptied after each batch
         # (and a failed batch's rows roll back with its transaction).
