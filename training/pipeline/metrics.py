@@ -127,46 +127,50 @@ def coverage(top: np.ndarray, n_items: int) -> float:
     return float(np.unique(top[top >= 0]).size / n_items)
 
 
+def _sortable_u32(values: np.ndarray) -> np.ndarray:
+    """Map float32 to uint32 so that unsigned order equals float order (-0.0 first made
+    +0.0 by the caller)."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    return np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000))
+
+
 def auc(
     scores: np.ndarray, truth: sp.csr_matrix, exclude: sp.csr_matrix | None = None
 ) -> np.ndarray:
     """Per user AUC of ``scores`` against ``truth``, leaving ``exclude`` items out.
 
-    Vectorised over the batch: sort each row once, count negatives cumulatively along the
-    sorted row, and for each positive take the negatives strictly below its score plus
-    half of those tied with it (ties found as runs of equal scores in the sorted row).
+    Each positive wins against the negatives scored strictly below it and half of those
+    tied with it. Vectorised over the batch with one sort of the negatives (non-negatives
+    pushed to the end of their row as +inf) and two ``searchsorted`` calls over row-major
+    keys ``row << 32 | order-preserving uint32(score)``, which place every positive among
+    its own row's negatives at once.
     """
     n_rows, n_items = scores.shape
-    label = np.zeros((n_rows, n_items), dtype=np.int8)  # 0 negative, 1 positive, 2 excluded
+    values = np.asarray(scores, dtype=np.float32) + np.float32(0.0)  # a copy; -0.0 -> +0.0
+    negative = np.ones((n_rows, n_items), dtype=bool)
     if exclude is not None and exclude.nnz:
         ex = exclude.tocoo()
-        label[ex.row, ex.col] = 2
+        negative[ex.row, ex.col] = False
     tc = truth.tocoo()
-    label[tc.row[tc.data != 0], tc.col[tc.data != 0]] = 1
+    kept = tc.data != 0
+    pos_rows, pos_cols = tc.row[kept].astype(np.int64), tc.col[kept].astype(np.int64)
+    negative[pos_rows, pos_cols] = False
+    n_neg = negative.sum(axis=1)
 
-    order = np.argsort(scores, axis=1)
-    ranked = np.take_along_axis(scores, order, axis=1)
-    label = np.take_along_axis(label, order, axis=1)
-    del order
-    is_neg = label == 0
-    neg_through = np.cumsum(is_neg, axis=1, dtype=np.int64)  # negatives at or before
-
-    cols = np.arange(n_items)
-    starts = np.ones((n_rows, n_items), dtype=bool)
-    starts[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
-    ends = np.ones((n_rows, n_items), dtype=bool)
-    ends[:, :-1] = starts[:, 1:]
-    del ranked
-    group_start = np.maximum.accumulate(np.where(starts, cols, 0), axis=1)
-    group_end = np.minimum.accumulate(np.where(ends, cols, n_items - 1)[:, ::-1], axis=1)[:, ::-1]
-    below = np.take_along_axis(neg_through, group_start, axis=1) - np.take_along_axis(
-        is_neg, group_start, axis=1
-    )
-    tied = np.take_along_axis(neg_through, group_end, axis=1) - below
-
-    positive = label == 1
-    wins = np.where(positive, below + 0.5 * tied, 0.0).sum(axis=1)
-    pairs = positive.sum(axis=1) * (neg_through[:, -1] if n_items else 0)
+    keys = _sortable_u32(np.where(negative, values, np.float32(np.inf)))
+    keys.sort(axis=1)
+    row_base = np.arange(n_rows, dtype=np.uint64)[:, None] << np.uint64(32)
+    flat = (row_base | keys.astype(np.uint64)).ravel()
+    del keys
+    pos_keys = (pos_rows.astype(np.uint64) << np.uint64(32)) | _sortable_u32(
+        values[pos_rows, pos_cols]
+    ).astype(np.uint64)
+    offset = pos_rows * n_items
+    limit = n_neg[pos_rows]  # the +inf fillers after a row's negatives never count
+    below = np.minimum(np.searchsorted(flat, pos_keys, side="left") - offset, limit)
+    through = np.minimum(np.searchsorted(flat, pos_keys, side="right") - offset, limit)
+    wins = np.bincount(pos_rows, weights=below + 0.5 * (through - below), minlength=n_rows)
+    pairs = np.bincount(pos_rows, minlength=n_rows) * n_neg
     return np.divide(wins, pairs, out=np.full(n_rows, 0.5), where=pairs > 0)
 
 

@@ -37,6 +37,9 @@ OVERRIDES = {
 
 
 class Command(BaseCommand):
+    # System checks belong to deploys and `manage.py check`; skipping them here saves
+    # seconds on every foreground run.
+    requires_system_checks: list[str] = []
     help = (
         "Train a recommender now, in the foreground, with live progress: load the events, "
         "fit LightFM, evaluate it next to the popularity baseline and the active version, "
