@@ -13,8 +13,14 @@ from recommender.auth import HasScope
 from recommender.exceptions import BatchTooLarge, NoActiveVersion
 from recommender.models import Scope
 from recommender.selectors import active_version_get, recommender_get
-from recommender.serializers import ActiveModelOutput, ModelVersionOutput
+from recommender.serializers import (
+    ActiveModelOutput,
+    ModelVersionOutput,
+    RecommendationsOutput,
+    SimilarItemsOutput,
+)
 from recommender.services import event_batch_ingest, item_batch_upsert
+from recommender.serving import recommendations_get, similar_items_get
 from recsite.pagination import BoundedLimitOffsetPagination
 
 
@@ -154,3 +160,119 @@ class ActiveModelApi(APIView):
                 recommender=recommender.name,
             )
         return Response(ActiveModelOutput(version).data)
+
+
+# --- Serving -------------------------------------------------------------------------
+
+MAX_EXCLUDED = 100
+
+
+class RecommendationsQuery(RecommenderQuery):
+    limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
+    offset = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=settings.RECSITE_RECOMMENDATIONS_MAX_OFFSET,
+        help_text="At most RECSITE_RECOMMENDATIONS_MAX_OFFSET (1000).",
+    )
+    exclude = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=30_000,
+        help_text=f"Comma-separated item ids never to return (at most {MAX_EXCLUDED}).",
+    )
+    category = serializers.CharField(required=False, max_length=100)
+
+    def validate_exclude(self, value: str) -> list[str]:
+        ids = [part.strip() for part in value.split(",") if part.strip()]
+        if len(ids) > MAX_EXCLUDED:
+            raise serializers.ValidationError(f"At most {MAX_EXCLUDED} item ids.")
+        return ids
+
+
+USER_ID_MAX = 255
+
+
+class RecommendationsApi(APIView):
+    """Thin: validation here, the work in ``recommender.serving``."""
+
+    permission_classes = [HasScope(Scope.RECOMMENDATIONS_READ)]
+
+    @extend_schema(
+        parameters=[RecommendationsQuery],
+        responses={
+            200: RecommendationsOutput,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            503: ErrorSerializer,
+        },
+        summary="Ranked items for a user (paged; seen, excluded and inactive items filtered)",
+        description=(
+            "`fallback` is null when the model ranked the items, `unknown_user` when the "
+            "model does not know the user (popularity), `no_model` when no model is loaded "
+            "yet (popularity from the events). 503 `no_model` when there are no events "
+            "either. Pages are consistent within one `model_version`."
+        ),
+    )
+    def get(self, request, user_id: str):
+        if len(user_id) > USER_ID_MAX:
+            raise serializers.ValidationError(
+                {"user_id": [f"Ensure this field has no more than {USER_ID_MAX} characters."]}
+            )
+        query = RecommendationsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        page = recommendations_get(
+            recommender=data["recommender"],
+            user_id=user_id,
+            limit=data["limit"],
+            offset=data["offset"],
+            exclude=data["exclude"],
+            category=data.get("category"),
+        )
+        # A plain dict, not the output serializer (which documents the shape): it is the
+        # hot path, and serializing 100 items field by field costs more than the scoring.
+        return Response(
+            {
+                "recommender": page.recommender,
+                "user_id": page.user_id,
+                "model_version": page.model_version,
+                "recommendation_id": page.recommendation_id,
+                "fallback": page.fallback,
+                "items": page.items,
+                "pagination": {
+                    "limit": page.limit,
+                    "offset": page.offset,
+                    "total": page.total,
+                    "has_more": page.offset + len(page.items) < page.total,
+                },
+            }
+        )
+
+
+class SimilarItemsQuery(RecommenderQuery):
+    limit = serializers.IntegerField(required=False, default=10, min_value=1, max_value=100)
+
+
+class SimilarItemsApi(APIView):
+    permission_classes = [HasScope(Scope.RECOMMENDATIONS_READ)]
+
+    @extend_schema(
+        parameters=[SimilarItemsQuery],
+        responses={
+            200: SimilarItemsOutput,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            503: ErrorSerializer,
+        },
+        summary="Items nearest to an item by the model's item embeddings (cosine)",
+    )
+    def get(self, request, item_id: str):
+        query = SimilarItemsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        return Response(
+            similar_items_get(recommender=data["recommender"], item_id=item_id, limit=data["limit"])
+        )

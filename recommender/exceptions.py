@@ -126,3 +126,18 @@ class NoActiveVersion(RecsiteError):
     code = "no_active_version"
     status = 404
     default_message = "This recommender has no active version yet."
+
+
+# --- Serving -------------------------------------------------------------------------
+
+
+class NoModel(RecsiteError):
+    code = "no_model"
+    status = 503
+    default_message = "No model is loaded and there are no events to rank by popularity yet."
+
+
+class ItemNotFound(RecsiteError):
+    code = "item_not_found"
+    status = 404
+    default_message = "The model does not know this item."

@@ -107,6 +107,7 @@ def default_event_weights() -> dict[str, float]:
 
 def validate_schedule_cron(value: str) -> None:
     """A five-field cron expression in UTC (``minute hour day-of-month month day-of-week``)."""
+    from celery.schedules import crontab
     from django_celery_beat.validators import crontab_validator
 
     value = (value or "").strip()
@@ -125,6 +126,21 @@ def validate_schedule_cron(value: str) -> None:
         raise ValidationError(
             f"{value!r} is not a valid cron expression: {'; '.join(exc.messages)}.",
             code="invalid_cron",
+        ) from None
+    # Beat builds Celery's crontab from it, which also refuses dates that never occur
+    # ("31 2": February 31st); refuse them here rather than crash beat later.
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    try:
+        crontab(
+            minute=minute,
+            hour=hour,
+            day_of_month=day_of_month,
+            month_of_year=month_of_year,
+            day_of_week=day_of_week,
+        )
+    except ValueError as exc:
+        raise ValidationError(
+            f"{value!r} is not a valid cron expression: {exc}", code="invalid_cron"
         ) from None
 
 
@@ -302,6 +318,10 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["recommender", "-number"]
+        permissions = [
+            ("promote_modelversion", "Can promote a model version"),
+            ("rollback_modelversion", "Can roll back to the previous model version"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["recommender", "number"], name="model_version_number_unique"

@@ -46,3 +46,41 @@ class ActiveModelOutput(ModelVersionOutput):
 
     def get_age_seconds(self, version: ModelVersion) -> float:
         return round((timezone.now() - version.created_at).total_seconds(), 1)
+
+
+class RankedItemOutput(serializers.Serializer):
+    item_id = serializers.CharField()
+    score = serializers.FloatField(help_text="Model score, cosine, or popularity (fallback).")
+    rank = serializers.IntegerField(help_text="1-based position in the whole ranking.")
+    title = serializers.CharField()
+    categories = serializers.ListField(child=serializers.CharField())
+
+
+class PaginationOutput(serializers.Serializer):
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    total = serializers.IntegerField(help_text="Items eligible for this user and filters.")
+    has_more = serializers.BooleanField()
+
+
+class RecommendationsOutput(serializers.Serializer):
+    """Documents the response (the view builds it as a plain dict)."""
+
+    recommender = serializers.CharField()
+    user_id = serializers.CharField()
+    model_version = serializers.IntegerField(allow_null=True)
+    recommendation_id = serializers.CharField(
+        help_text="Send it back with the events this list leads to."
+    )
+    fallback = serializers.ChoiceField(
+        choices=["unknown_user", "no_model"], allow_null=True, help_text="null: ranked by the model"
+    )
+    items = RankedItemOutput(many=True)
+    pagination = PaginationOutput()
+
+
+class SimilarItemsOutput(serializers.Serializer):
+    recommender = serializers.CharField()
+    item_id = serializers.CharField()
+    model_version = serializers.IntegerField()
+    items = RankedItemOutput(many=True)

@@ -6,6 +6,8 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from recommender.serving import registry
+
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -15,7 +17,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready to serve: the database answers."""
+    """Ready to serve: the database answers, and this process serves a model for every
+    recommender that has an active version (``serving`` also shows the loaded versions
+    and the last load error)."""
     checks: dict[str, dict] = {}
     try:
         with connection.cursor() as cursor:
@@ -23,5 +27,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["database"] = {"ok": True}
     except Exception as exc:  # any driver error means "not ready", never a 500
         checks["database"] = {"ok": False, "error": str(exc).splitlines()[0][:200]}
+    checks["serving"] = registry.health()
     ready = all(check["ok"] for check in checks.values())
     return JsonResponse({"ready": ready, "checks": checks}, status=200 if ready else 503)

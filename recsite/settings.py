@@ -35,7 +35,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "recsite.apps.RecsiteAdminConfig",  # django.contrib.admin + the dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "recsite.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -231,6 +232,19 @@ RECSITE_MAX_BODY_BYTES = env_int("RECSITE_MAX_BODY_BYTES", 2 * 1024 * 1024)
 RECSITE_EVENT_FUTURE_TOLERANCE_SECONDS = env_float("RECSITE_EVENT_FUTURE_TOLERANCE_SECONDS", 300)
 RECSITE_STRICT_CATALOG = env_bool("RECSITE_STRICT_CATALOG", False)
 RECSITE_ARTIFACT_DIR = Path(env_str("RECSITE_ARTIFACT_DIR", str(DATA_DIR / "artifacts")))
+
+# Serving (recommender/serving.py): each process checks the cache key that promote /
+# rollback bump every CHECK seconds and polls the database (active versions, catalog
+# changes) every POLL seconds, which also covers an unreachable or per-process cache.
+RECSITE_SERVING_CHECK_SECONDS = env_float("RECSITE_SERVING_CHECK_SECONDS", 0.5)
+RECSITE_SERVING_POLL_SECONDS = env_float("RECSITE_SERVING_POLL_SECONDS", 2.0)
+RECSITE_SERVING_WATCH = env_bool("RECSITE_SERVING_WATCH", True)
+RECSITE_SEEN_EVENTS_MAX = env_int("RECSITE_SEEN_EVENTS_MAX", 500)
+RECSITE_RECOMMENDATIONS_MAX_OFFSET = env_int("RECSITE_RECOMMENDATIONS_MAX_OFFSET", 1000)
+
+# The admin dashboard shows a recommender's active version in a warning colour once it
+# is older than this (the schedule may have stopped, or every run since was rejected).
+RECSITE_MODEL_STALE_AFTER_HOURS = env_float("RECSITE_MODEL_STALE_AFTER_HOURS", 48)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = RECSITE_MAX_BODY_BYTES
 

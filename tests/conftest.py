@@ -15,6 +15,17 @@ from recommender.models import Scope
 from recommender.services import api_key_create
 
 
+@pytest.fixture(autouse=True)
+def serving_registry_reset():
+    """Every test starts and ends with an empty per-process serving registry, so no test
+    serves a model (or a load error) left by another."""
+    from recommender.serving import registry
+
+    registry.reset()
+    yield registry
+    registry.reset()
+
+
 @pytest.fixture
 def make_api_client(db):
     """``make_api_client(*scopes)`` -> an APIClient sending a fresh key with those scopes."""

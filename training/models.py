@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from recommender.models import ModelVersion, Recommender
 
@@ -102,6 +103,7 @@ class TrainingRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("start_training_run", "Can start (and cancel) a training run")]
         constraints = [
             # The invariant: at most one queued-or-running run per recommender.
             models.UniqueConstraint(
@@ -121,3 +123,11 @@ class TrainingRun(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Wall time from claim to finish, or so far while running; None before it starts."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or (timezone.now() if self.status == RunStatus.RUNNING else None)
+        return (end - self.started_at).total_seconds() if end else None

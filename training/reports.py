@@ -12,15 +12,35 @@ def _shown_metrics(metrics: dict) -> list[str]:
     return [name for prefix in _SHOWN for name in names if name.split("@")[0] == prefix]
 
 
-def render_metric_table(run: TrainingRun) -> str:
-    """Candidate vs popularity vs champion, one metric a row."""
+def metric_columns(run: TrainingRun) -> list[tuple[str, dict]]:
+    """The metric table's columns, (title, metrics): candidate, popularity, and when the
+    champion was evaluated, the champion and the candidate on the champion's holdout."""
     metrics = run.metrics or {}
     if not metrics.get("candidate"):
-        return ""
+        return []
     columns = [("candidate", metrics["candidate"]), ("popularity", metrics["popularity"])]
     if metrics.get("champion"):
         columns.append((f"champion v{metrics.get('champion_version')}", metrics["champion"]))
         columns.append(("candidate*", metrics["candidate_on_champion_holdout"]))
+    return columns
+
+
+def metric_table(run: TrainingRun) -> tuple[list[str], list[tuple[str, list[float | None]]]]:
+    """``(column titles, [(metric, [value per column])])`` for the admin's run page."""
+    columns = metric_columns(run)
+    rows = [
+        (name, [values.get(name) for _, values in columns])
+        for name in _shown_metrics(run.metrics or {})
+    ]
+    return [title for title, _ in columns], rows
+
+
+def render_metric_table(run: TrainingRun) -> str:
+    """Candidate vs popularity vs champion, one metric a row."""
+    metrics = run.metrics or {}
+    columns = metric_columns(run)
+    if not columns:
+        return ""
     header = f"{'metric':<14}" + "".join(f"{title:>16}" for title, _ in columns)
     lines = [header, "-" * len(header)]
     for name in _shown_metrics(metrics):

@@ -127,7 +127,16 @@ def _enqueue(run_id: int) -> None:
     """After commit: send ``training.tasks.run_training(run_id)`` to the training queue
     (by name, so this module does not import the task module that imports it). A broker
     that refuses the message fails the run at once, so the slot does not stay taken by a
-    run nobody will claim."""
+    run nobody will claim.
+
+    With ``CELERY_TASK_ALWAYS_EAGER`` the run executes here, in this process: Celery's
+    ``send_task`` ignores eager mode, so the task is applied directly (imported here:
+    the task module imports this one)."""
+    if celery_app.conf.task_always_eager:
+        from training.tasks import run_training
+
+        run_training.apply(args=[run_id])
+        return
     try:
         celery_app.send_task(RUN_TRAINING_TASK, args=[run_id], queue=TRAINING_QUEUE)
     except Exception as exc:

@@ -1,6 +1,6 @@
 """Every write of the recommender app goes through a function exported here."""
 
-from recommender.services.api_keys import api_key_create
+from recommender.services.api_keys import api_key_create, api_key_revoke
 from recommender.services.datasets import ImportSummary, dataset_import
 from recommender.services.demo_data import demo_data_generate
 from recommender.services.ingest import (
@@ -23,6 +23,7 @@ __all__ = [
     "ImportSummary",
     "ItemUpsertResult",
     "api_key_create",
+    "api_key_revoke",
     "dataset_import",
     "demo_data_generate",
     "event_batch_ingest",

@@ -20,3 +20,12 @@ def api_key_create(*, name: str, scopes: Sequence[str]) -> tuple[ApiKey, str]:
         raise InvalidScopes("Give at least one scope.")
     api_key, key = ApiKey.objects.create_key(name=name, scopes=sorted(set(scopes)))
     return api_key, key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Revoke a key for good: requests with it are refused from now on (the row stays,
+    so the admin still shows who had which key)."""
+    if not api_key.revoked:
+        api_key.revoked = True
+        api_key.save(update_fields=["revoked"])
+    return api_key

@@ -1,0 +1,171 @@
+"""Scoring and ranking for serving: plain numpy, no Django.
+
+Everything works on "universe" indices: the model's items first (their index in the
+artifact), then items added to the catalog after training ("extras"), scored through the
+category feature embeddings. Scores are float32; an item that must not be returned has
+score ``-inf``.
+
+Ranking is a total order (score descending, then index ascending), so the page at
+``offset`` is always the same slice of the same list: page 2 never repeats page 1 for the
+same model, user and filters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+MASKED = np.float32(-np.inf)
+FactorBlock = tuple[np.ndarray, np.ndarray]
+"""``(embeddings (n, d), biases (n,))`` of consecutive universe items."""
+
+
+class IdIndex:
+    """External id -> position, vectorised, without a Python dict.
+
+    Keeps a sorted copy of the ids and the permutation: about ``4 x max_len + 8`` bytes
+    per id instead of ~100 for a dict entry, which matters when every gunicorn worker
+    holds one for a million users. Lookups are ``np.searchsorted``."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.str_)
+        self._order = np.argsort(ids, kind="stable")
+        self._sorted = ids[self._order]
+
+    def __len__(self) -> int:
+        return int(self._sorted.size)
+
+    def positions(self, queries: Sequence[str] | np.ndarray) -> np.ndarray:
+        """The position of each query id; -1 for ids not in the index."""
+        q = np.asarray(queries, dtype=np.str_)
+        if q.size == 0 or self._sorted.size == 0:
+            return np.full(q.shape, -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._sorted, q), self._sorted.size - 1)
+        found = self._sorted[at] == q
+        return np.where(found, self._order[at], -1).astype(np.int64)
+
+    def position(self, query: str) -> int | None:
+        pos = int(self.positions([query])[0])
+        return pos if pos >= 0 else None
+
+
+def score_blocks(vector: np.ndarray, bias: float, blocks: Sequence[FactorBlock]) -> np.ndarray:
+    """``blocks[..].embeddings @ vector + biases + bias`` into one float32 array.
+
+    One matrix-vector product per block, written in place: a memory-mapped block is read,
+    never copied."""
+    total = sum(int(emb.shape[0]) for emb, _ in blocks)
+    out = np.empty(total, dtype=np.float32)
+    start = 0
+    vector = np.asarray(vector, dtype=np.float32)
+    for embeddings, biases in blocks:
+        end = start + int(embeddings.shape[0])
+        if end > start:
+            np.dot(embeddings, vector, out=out[start:end])
+            out[start:end] += biases
+        start = end
+    out += np.float32(bias)
+    return out
+
+
+def cosine_blocks(
+    vector: np.ndarray, blocks: Sequence[FactorBlock], norms: np.ndarray
+) -> np.ndarray:
+    """Cosine similarity of ``vector`` with every item (biases ignored); items with a zero
+    vector get ``-inf``."""
+    total = int(norms.size)
+    out = np.empty(total, dtype=np.float32)
+    start = 0
+    vector = np.asarray(vector, dtype=np.float32)
+    for embeddings, _ in blocks:
+        end = start + int(embeddings.shape[0])
+        if end > start:
+            np.dot(embeddings, vector, out=out[start:end])
+        start = end
+    query_norm = float(np.linalg.norm(vector))
+    if query_norm == 0.0:
+        return np.full(total, MASKED, dtype=np.float32)
+    valid = norms > 0
+    out[valid] /= norms[valid] * np.float32(query_norm)
+    out[~valid] = MASKED
+    return out
+
+
+def row_norms(blocks: Sequence[FactorBlock]) -> np.ndarray:
+    """The L2 norm of every item's embedding, in universe order (float32)."""
+    parts = [np.linalg.norm(np.asarray(emb, dtype=np.float32), axis=1) for emb, _ in blocks]
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+
+
+def category_factors(
+    feature_embeddings: np.ndarray,
+    feature_biases: np.ndarray,
+    feature_rows: Sequence[Sequence[int]],
+) -> FactorBlock:
+    """Factors of items the model has not seen, from their categories: the mean of their
+    category feature vectors and biases.
+
+    That is exactly LightFM's representation of an item whose (row-normalised) feature
+    row holds only those categories, so a new item ranks where a trained item with the
+    same categories and no interactions of its own would. Every entry of
+    ``feature_rows`` must be non-empty."""
+    dim = int(feature_embeddings.shape[1])
+    if not feature_rows:
+        return np.zeros((0, dim), np.float32), np.zeros(0, np.float32)
+    counts = np.fromiter((len(rows) for rows in feature_rows), dtype=np.int64)
+    if (counts == 0).any():
+        raise ValueError("every new item needs at least one known category")
+    flat = np.fromiter((r for rows in feature_rows for r in rows), dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    embeddings = np.add.reduceat(np.asarray(feature_embeddings[flat], np.float32), starts)
+    biases = np.add.reduceat(np.asarray(feature_biases[flat], np.float32), starts)
+    embeddings /= counts[:, None].astype(np.float32)
+    biases /= counts.astype(np.float32)
+    return embeddings.astype(np.float32), biases.astype(np.float32)
+
+
+def mask(scores: np.ndarray, indices: np.ndarray) -> None:
+    """Exclude ``indices`` (universe positions; negatives = unknown ids are ignored)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    indices = indices[(indices >= 0) & (indices < scores.size)]
+    scores[indices] = MASKED
+
+
+def restrict(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Keep only ``allowed`` positions; everything else becomes ``-inf``."""
+    out = np.full(scores.size, MASKED, dtype=np.float32)
+    out[allowed] = scores[allowed]
+    return out
+
+
+@dataclass(frozen=True)
+class Page:
+    indices: np.ndarray  # universe positions, best first
+    scores: np.ndarray
+    total: int  # how many items were eligible (not masked)
+
+
+def rank_page(scores: np.ndarray, *, offset: int, limit: int) -> Page:
+    """Items ``offset .. offset + limit`` of the ranking by (score desc, index asc).
+
+    ``argpartition`` finds the top ``offset + limit`` in O(n); every item tied with the
+    last of them is kept too, so the order among ties (by index) does not depend on the
+    page asked for. Only that candidate set is sorted."""
+    if offset < 0 or limit < 0:
+        raise ValueError("offset and limit must be >= 0")
+    n = int(scores.size)
+    total = n - int(np.count_nonzero(np.isneginf(scores)))
+    end = min(offset + limit, total)
+    if end <= offset:
+        return Page(np.zeros(0, np.int64), np.zeros(0, np.float32), total)
+    if end < n:
+        top = np.argpartition(scores, n - end)[n - end :]
+        threshold = scores[top].min()
+        candidates = np.flatnonzero(scores >= threshold)
+    else:
+        candidates = np.flatnonzero(~np.isneginf(scores))
+    order = np.lexsort((candidates, -scores[candidates]))
+    chosen = candidates[order][offset:end]
+    return Page(chosen.astype(np.int64), scores[chosen].astype(np.float32), total)

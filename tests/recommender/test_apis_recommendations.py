@@ -1,0 +1,289 @@
+"""GET /api/v1/recommendations/{user_id} and /api/v1/items/{item_id}/similar."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from recommender.models import Item, Scope
+from recommender.serving import registry
+from tests.factories import EventFactory, ItemFactory
+from tests.recommender.serving_helpers import (
+    create_catalog,
+    create_version,
+    default_spec,
+    expected_ranking,
+)
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/recommendations/{}"
+
+
+@pytest.fixture
+def artifact_dir(settings, tmp_path):
+    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
+    return settings.RECSITE_ARTIFACT_DIR
+
+
+@pytest.fixture
+def spec():
+    return default_spec()
+
+
+@pytest.fixture
+def model(artifact_dir, spec):
+    create_catalog(spec)
+    return create_version(spec)
+
+
+@pytest.fixture
+def api(make_api_client):
+    return make_api_client(Scope.RECOMMENDATIONS_READ)
+
+
+def get(api, user, **params):
+    return api.get(URL.format(user), params)
+
+
+def ids(response) -> list[str]:
+    return [item["item_id"] for item in response.json()["items"]]
+
+
+def event(user: str, item_id: str, n: int) -> None:
+    EventFactory(
+        event_id=f"late-{user}-{item_id}-{n}",
+        user_external_id=user,
+        item=Item.objects.get(external_id=item_id),
+        timestamp=datetime(2030, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_a_known_user_gets_the_models_ranking_without_seen_items(api, model, spec):
+    response = get(api, "user-0", limit=10)
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["model_version"] == model.number == 1
+    assert body["fallback"] is None
+    assert body["user_id"] == "user-0"
+    assert len(body["recommendation_id"]) == 32
+    assert ids(response) == expected_ranking(spec, "user-0")[:10]
+    first = body["items"][0]
+    assert set(first) == {"item_id", "score", "rank", "title", "categories"}
+    assert first["title"] == f"Title of {first['item_id']}"
+    assert first["categories"] == spec.categories[first["item_id"]]
+    assert [item["rank"] for item in body["items"]] == list(range(1, 11))
+    scores = [item["score"] for item in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert body["pagination"] == {"limit": 10, "offset": 0, "total": 27, "has_more": True}
+
+
+def test_seen_inactive_and_excluded_items_are_never_returned(api, model, spec):
+    event("user-0", "item-10", 1)  # arrived after training
+    event("user-0", "item-11", 2)
+    Item.objects.filter(external_id__in=["item-12", "item-13"]).update(active=False)
+    registry.refresh()  # what the watcher does when the catalog changes
+    response = get(api, "user-0", limit=100, exclude="item-14,item-15,nope")
+    returned = set(ids(response))
+    never = {"item-0", "item-1", "item-2"} | {f"item-{i}" for i in range(10, 16)}
+    assert not returned & never
+    assert returned == set(spec.items) - never
+    assert response.json()["pagination"]["total"] == len(spec.items) - len(never)
+
+
+def test_pages_are_consistent_within_a_version(api, model):
+    full = ids(get(api, "user-3", limit=100))
+    paged = []
+    for offset in range(0, 30, 4):
+        response = get(api, "user-3", limit=4, offset=offset)
+        assert response.json()["pagination"]["has_more"] == (offset + 4 < len(full))
+        paged += ids(response)
+    assert paged == full
+    assert len(set(paged)) == len(paged) == 30
+
+
+def test_an_unknown_user_gets_popularity_filtered_the_same_way(api, model, spec):
+    ItemFactory(external_id="stray")  # no categories the model knows: not rankable
+    event("newcomer", "item-0", 1)
+    Item.objects.filter(external_id="item-1").update(active=False)
+    registry.refresh()
+    response = get(api, "newcomer", limit=5, exclude="item-2")
+    body = response.json()
+    assert response.status_code == 200
+    assert body["fallback"] == "unknown_user"
+    assert body["model_version"] == 1
+    assert ids(response) == ["item-3", "item-4", "item-5", "item-6", "item-7"]
+
+
+def test_a_new_item_with_known_categories_is_scored_through_them(api, model, spec):
+    # A new "noir" item whose only feature is the noir vector; a user who loves noir.
+    Item.objects.create(external_id="new-noir", title="New", categories=["noir", "unknown"])
+    registry.refresh()
+    noir = spec.category_factors["noir"]
+    score = float(noir @ spec.user_factors[3])
+    response = get(api, "user-3", limit=100)
+    assert ids(response) == expected_ranking(spec, "user-3", extra={"new-noir": noir})
+    new = next(i for i in response.json()["items"] if i["item_id"] == "new-noir")
+    assert new["score"] == pytest.approx(score, abs=1e-5)
+
+
+def test_titles_and_categories_follow_catalog_changes(api, model):
+    Item.objects.filter(external_id="item-3").update(title="Renamed", categories=["noir"])
+    Item.objects.filter(external_id="item-3").update(updated_at=datetime(2031, 1, 1, tzinfo=UTC))
+    registry.refresh()
+    items = {i["item_id"]: i for i in get(api, "user-0", limit=100).json()["items"]}
+    assert (items["item-3"]["title"], items["item-3"]["categories"]) == ("Renamed", ["noir"])
+
+
+def test_the_category_filter_keeps_only_that_category(api, model, spec):
+    response = get(api, "user-4", limit=100, category="comedy")
+    expected = [i for i in expected_ranking(spec, "user-4") if spec.categories[i] == ["comedy"]]
+    assert ids(response) == expected
+    assert response.json()["pagination"]["total"] == len(expected)
+    assert get(api, "user-4", category="nothing").json()["pagination"]["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "ten"},
+        {"offset": -1},
+        {"offset": 1001},
+        {"exclude": ",".join(f"i{n}" for n in range(101))},
+        {"recommender": "not a slug"},
+    ],
+)
+def test_bad_parameters_are_a_400_with_the_error_body(api, model, params):
+    response = get(api, "user-0", **params)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+    assert set(params) <= set(response.json()["error"]["detail"])
+
+
+def test_an_overlong_user_id_is_a_400(api, model):
+    response = get(api, "u" * 300)
+    assert response.status_code == 400
+    assert "user_id" in response.json()["error"]["detail"]
+
+
+def test_an_unknown_recommender_is_a_404(api, model):
+    response = get(api, "user-0", recommender="nope")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "recommender_not_found"
+
+
+def test_without_a_model_popularity_comes_from_the_events(api):
+    popular, other = ItemFactory(external_id="popular"), ItemFactory(external_id="other")
+    gone = ItemFactory(external_id="gone", active=False)
+    for n in range(3):
+        EventFactory(item=popular, user_external_id=f"u{n}")
+    EventFactory(item=other, user_external_id="u9")
+    EventFactory(item=gone, user_external_id="u9")
+    response = get(api, "u0")
+    body = response.json()
+    assert response.status_code == 200
+    assert (body["fallback"], body["model_version"]) == ("no_model", None)
+    assert ids(response) == ["other"]  # "popular" was seen by u0, "gone" is inactive
+    assert ids(get(api, "someone")) == ["popular", "other"]
+
+
+def test_without_a_model_or_events_it_is_a_503_with_a_code(api):
+    response = get(api, "anyone")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "no_model"
+
+
+@pytest.mark.parametrize("scopes", [(Scope.EVENTS_WRITE,), (Scope.CATALOG_WRITE,)])
+def test_the_recommendations_scope_is_required(make_api_client, model, scopes):
+    response = make_api_client(*scopes).get(URL.format("user-0"))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+
+
+def test_without_a_key_it_is_a_401(client, model):
+    response = client.get(URL.format("user-0"))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_the_hot_path_makes_a_fixed_number_of_queries(api, model, django_assert_max_num_queries):
+    get(api, "user-0")  # the first request in a process loads the model
+    # The API key and the user's recent events; titles and filters are in the state.
+    with django_assert_max_num_queries(2):
+        response = get(api, "user-0", limit=100)
+    assert len(response.json()["items"]) == 27
+
+
+# --- similar items ---------------------------------------------------------------------
+
+
+def similar(api, item_id, **params):
+    return api.get(f"/api/v1/items/{item_id}/similar", params)
+
+
+def cosine_ranking(spec, item_id):
+    vectors = {i: spec.item_representation(i) for i in spec.items}
+    query = vectors[item_id]
+
+    def cos(v):
+        return float(v @ query / (np.linalg.norm(v) * np.linalg.norm(query)))
+
+    others = [(cos(v), n, i) for n, (i, v) in enumerate(vectors.items()) if i != item_id]
+    return [i for _, _, i in sorted(others, key=lambda t: (-t[0], t[1]))]
+
+
+def test_similar_items_are_the_nearest_by_cosine(api, model, spec):
+    response = similar(api, "item-4", limit=5)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] == 1 and body["item_id"] == "item-4"
+    assert ids(response) == cosine_ranking(spec, "item-4")[:5]
+    assert [i["rank"] for i in body["items"]] == [1, 2, 3, 4, 5]
+    assert all(-1.0001 <= i["score"] <= 1.0001 for i in body["items"])
+
+
+def test_similar_items_leave_out_inactive_items(api, model, spec):
+    nearest = cosine_ranking(spec, "item-4")[:2]
+    Item.objects.filter(external_id__in=nearest).update(active=False)
+    registry.refresh()
+    returned = ids(similar(api, "item-4", limit=100))
+    assert not set(returned) & set(nearest)
+    assert len(returned) == len(spec.items) - 3
+
+
+def test_similar_to_an_unknown_item_is_a_404_with_the_error_body(api, model):
+    response = similar(api, "no-such-item")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "item_not_found"
+
+
+def test_similar_with_a_bad_limit_is_a_400(api, model):
+    assert similar(api, "item-4", limit=1000).status_code == 400
+
+
+# --- health and metrics ----------------------------------------------------------------
+
+
+def test_readyz_reports_the_loaded_version(client, model):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    serving = response.json()["checks"]["serving"]
+    assert serving["ok"] is True
+    default = serving["recommenders"]["default"]
+    assert (default["active_version"], default["loaded_version"]) == (1, 1)
+    assert default["last_load_error"] is None
+
+
+def test_metrics_count_requests_per_endpoint(api, client, model):
+    get(api, "user-0")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    text = response.content.decode()
+    counter = 'recsite_http_requests_total{endpoint="recommendations",method="GET",status="200"}'
+    assert counter in text
+    assert 'recsite_http_request_duration_seconds_bucket{endpoint="recommendations"' in text
+    assert 'recsite_model_loaded_version{recommender="default"} 1.0' in text
+    assert "recsite_model_swaps_total" in text
+    assert response["X-Recsite-Worker"].isdigit()

@@ -1,0 +1,112 @@
+"""recommender.scoring: pure numpy, hand-computed cases."""
+
+import numpy as np
+import pytest
+
+from recommender import scoring
+
+INF = -np.inf
+
+
+def f32(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32)
+
+
+def test_rank_page_orders_by_score_then_index():
+    page = scoring.rank_page(f32([0.1, 0.9, 0.5, 0.9, 0.3]), offset=0, limit=3)
+    assert page.indices.tolist() == [1, 3, 2]
+    assert page.scores.tolist() == pytest.approx([0.9, 0.9, 0.5])
+    assert page.total == 5
+
+
+def test_rank_page_skips_masked_items_and_counts_only_eligible_ones():
+    page = scoring.rank_page(f32([0.1, INF, 0.5, INF]), offset=0, limit=10)
+    assert page.indices.tolist() == [2, 0]
+    assert page.total == 2
+
+
+def test_rank_page_past_the_end_is_empty():
+    page = scoring.rank_page(f32([0.1, 0.2]), offset=2, limit=5)
+    assert page.indices.size == 0 and page.total == 2
+
+
+def test_pages_concatenate_to_the_full_ranking_even_with_many_ties():
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 4, size=500).astype(np.float32)  # heavy ties
+    scores[rng.choice(500, 50, replace=False)] = INF
+    full = scoring.rank_page(scores, offset=0, limit=500).indices.tolist()
+    paged: list[int] = []
+    for offset in range(0, 500, 7):
+        paged += scoring.rank_page(scores, offset=offset, limit=7).indices.tolist()
+    assert paged == full
+    assert len(full) == len(set(full)) == 450
+    expected = sorted(np.flatnonzero(scores > INF).tolist(), key=lambda i: (-scores[i], i))
+    assert full == expected
+
+
+def test_score_blocks_is_dot_plus_biases_across_blocks():
+    head = (f32([[1, 0], [0, 1]]), f32([0.5, 0.0]))
+    tail = (f32([[1, 1]]), f32([1.0]))
+    scores = scoring.score_blocks(f32([2, 3]), 0.25, [head, tail])
+    assert scores.tolist() == pytest.approx([2.75, 3.25, 6.25])
+    assert scores.dtype == np.float32
+
+
+def test_score_blocks_reads_memory_mapped_arrays(tmp_path):
+    np.save(tmp_path / "e.npy", f32([[1, 2], [3, 4]]))
+    embeddings = np.load(tmp_path / "e.npy", mmap_mode="r")
+    scores = scoring.score_blocks(f32([1, 1]), 0.0, [(embeddings, f32([0, 0]))])
+    assert scores.tolist() == [3.0, 7.0]
+
+
+def test_mask_ignores_unknown_positions_and_restrict_keeps_only_allowed():
+    scores = f32([1, 2, 3, 4])
+    scoring.mask(scores, np.array([1, -1, 9]))
+    assert scores.tolist() == [1, INF, 3, 4]
+    kept = scoring.restrict(scores, np.array([1, 3]))
+    assert kept.tolist() == [INF, INF, INF, 4]
+
+
+def test_category_factors_are_the_mean_of_the_category_vectors():
+    features = f32([[1, 0], [0, 1], [2, 2]])
+    biases = f32([0.1, 0.2, 0.3])
+    embeddings, item_biases = scoring.category_factors(features, biases, [[0, 1], [2]])
+    np.testing.assert_allclose(embeddings, [[0.5, 0.5], [2, 2]])
+    assert item_biases.tolist() == pytest.approx([0.15, 0.3])
+
+
+def test_category_factors_refuse_an_item_without_categories():
+    with pytest.raises(ValueError):
+        scoring.category_factors(f32([[1, 0]]), f32([0]), [[]])
+
+
+def test_a_new_item_scored_by_its_categories_can_outrank_trained_items():
+    trained = (f32([[0.1, 0.0], [0.0, 0.1]]), f32([0, 0]))
+    new = scoring.category_factors(f32([[1, 1], [5, 5]]), f32([0, 0]), [[1]])
+    scores = scoring.score_blocks(f32([1, 1]), 0.0, [trained, new])
+    assert scoring.rank_page(scores, offset=0, limit=1).indices.tolist() == [2]
+
+
+def test_cosine_blocks_ranks_by_angle_not_length():
+    head = (f32([[10, 0], [1, 1], [0, 0]]), f32([0, 0, 0]))
+    tail = (f32([[0, 3]]), f32([0]))
+    norms = scoring.row_norms([head, tail])
+    scores = scoring.cosine_blocks(f32([1, 0]), [head, tail], norms)
+    assert scores[0] == pytest.approx(1.0)
+    assert scores[1] == pytest.approx(np.sqrt(0.5))
+    assert scores[2] == INF  # a zero vector has no direction
+    assert scores[3] == pytest.approx(0.0)
+
+
+def test_id_index_finds_positions_and_reports_unknown_ids_as_minus_one():
+    index = scoring.IdIndex(np.array(["b", "a", "cc", "c"]))
+    assert index.positions(["a", "cc", "zz", "c", "ccc", ""]).tolist() == [1, 2, -1, 3, -1, -1]
+    assert index.position("b") == 0
+    assert index.position("nope") is None
+    empty = scoring.IdIndex(np.zeros(0, dtype=np.str_))
+    assert empty.positions(["a"]).tolist() == [-1]
+
+
+def test_id_index_does_not_match_a_longer_id_by_its_prefix():
+    index = scoring.IdIndex(np.array(["ab"]))  # dtype <U2
+    assert index.positions(["abc"]).tolist() == [-1]
