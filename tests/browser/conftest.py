@@ -85,8 +85,10 @@ def eager_celery(settings) -> Iterator[None]:
     inside the live server."""
     from recsite.celery import app
 
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    # Read before changing the Django setting: Celery loads its config from the settings
+    # lazily, and would otherwise take (and later "restore") the eager value.
     previous = app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous

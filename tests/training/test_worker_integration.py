@@ -20,6 +20,7 @@ from django.db import connection
 
 from recommender.models import ModelVersion, Recommender, Scope, VersionStatus
 from recommender.services import demo_data_generate
+from recsite.celery import app as celery_app
 from training.models import RunStatus, TrainingRun
 from training.services import training_runs_reap
 
@@ -54,7 +55,16 @@ class Worker:
 
 
 @pytest.fixture
-def worker_env(postgres, redis_url, settings, tmp_path) -> dict[str, str]:
+def not_eager() -> Iterator[None]:
+    """Runs must reach the worker through the broker, whatever an earlier test set."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def worker_env(postgres, redis_url, settings, tmp_path, not_eager) -> dict[str, str]:
     db = connection.settings_dict
     settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
     return {
