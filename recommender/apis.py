@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from recommender.auth import HasScope
 from recommender.exceptions import BatchTooLarge, NoActiveVersion
-from recommender.models import Scope
+from recommender.models import Recommender, Scope
 from recommender.selectors import active_version_get, recommender_get
 from recommender.serializers import (
     ActiveModelOutput,
@@ -123,6 +123,20 @@ class RecommenderQuery(serializers.Serializer):
     recommender = serializers.SlugField(required=False, default="default", max_length=64)
 
 
+def recommender_from_query(request) -> Recommender:
+    """The recommender named by ``?recommender=`` (default ``default``); 400 / 404."""
+    query = RecommenderQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return recommender_get(name=query.validated_data["recommender"])
+
+
+def paginated_response(request, view: APIView, queryset, output: type) -> Response:
+    """One bounded page (``limit`` <= 100) of ``queryset`` rendered with ``output``."""
+    paginator = BoundedLimitOffsetPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(output(page, many=True).data)
+
+
 class ModelVersionListApi(APIView):
     permission_classes = [HasScope(Scope.TRAINING_WRITE, Scope.RECOMMENDATIONS_READ)]
 
@@ -132,13 +146,9 @@ class ModelVersionListApi(APIView):
         summary="A recommender's model versions, newest first",
     )
     def get(self, request):
-        query = RecommenderQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        recommender = recommender_get(name=query.validated_data["recommender"])
+        recommender = recommender_from_query(request)
         versions = recommender.versions.select_related("recommender").order_by("-number")
-        paginator = BoundedLimitOffsetPagination()
-        page = paginator.paginate_queryset(versions, request, view=self)
-        return paginator.get_paginated_response(ModelVersionOutput(page, many=True).data)
+        return paginated_response(request, self, versions, ModelVersionOutput)
 
 
 class ActiveModelApi(APIView):
@@ -150,9 +160,7 @@ class ActiveModelApi(APIView):
         summary="The active model version: number, age, metrics, data stats",
     )
     def get(self, request):
-        query = RecommenderQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        recommender = recommender_get(name=query.validated_data["recommender"])
+        recommender = recommender_from_query(request)
         version = active_version_get(recommender=recommender)
         if version is None:
             raise NoActiveVersion(

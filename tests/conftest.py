@@ -59,3 +59,23 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         pytest.fail(f"REDIS_URL={url} is set but Redis does not answer: {exc}")
     return url
+
+
+@pytest.fixture
+def subprocess_env(postgres, redis_url, settings, tmp_path) -> dict[str, str]:
+    """The environment for a server or worker subprocess that shares this test's
+    database (the test database, by URL), Redis and artifact directory."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
+    return {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        "REDIS_URL": redis_url,
+        "RECSITE_DATA_DIR": str(tmp_path / "subprocess-data"),
+        "RECSITE_ARTIFACT_DIR": str(settings.RECSITE_ARTIFACT_DIR),
+    }

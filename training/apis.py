@@ -6,11 +6,15 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommender.apis import RECOMMENDER_PARAMETER, ErrorSerializer, RecommenderQuery
+from recommender.apis import (
+    RECOMMENDER_PARAMETER,
+    ErrorSerializer,
+    paginated_response,
+    recommender_from_query,
+)
 from recommender.auth import HasScope
 from recommender.models import Scope
 from recommender.selectors import recommender_get
-from recsite.pagination import BoundedLimitOffsetPagination
 from training.models import TrainingRun, Trigger
 from training.selectors import training_run_get
 from training.serializers import TrainingRunInput, TrainingRunOutput
@@ -52,17 +56,12 @@ class TrainingRunListApi(APIView):
         summary="A recommender's training runs, newest first",
     )
     def get(self, request):
-        query = RecommenderQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        recommender = recommender_get(name=query.validated_data["recommender"])
         runs = (
-            TrainingRun.objects.filter(recommender=recommender)
+            TrainingRun.objects.filter(recommender=recommender_from_query(request))
             .select_related("recommender", "version")
             .order_by("-created_at", "-id")
         )
-        paginator = BoundedLimitOffsetPagination()
-        page = paginator.paginate_queryset(runs, request, view=self)
-        return paginator.get_paginated_response(TrainingRunOutput(page, many=True).data)
+        return paginated_response(request, self, runs, TrainingRunOutput)
 
 
 class TrainingRunDetailApi(APIView):

@@ -16,17 +16,19 @@ from celery.schedules import crontab
 HORIZON_DAYS = 366 * 5
 
 
+CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+
+
+def cron_fields(cron: str) -> dict[str, str]:
+    """``"0 3 * * *"`` -> ``{"minute": "0", "hour": "3", ...}``: the keyword arguments of
+    Celery's ``crontab`` and the fields of django-celery-beat's ``CrontabSchedule``."""
+    return dict(zip(CRON_FIELDS, cron.split(), strict=True))
+
+
 def cron_next_runs(cron: str, *, after: datetime, count: int = 3) -> list[datetime]:
     """The first ``count`` run times strictly after ``after`` (UTC, minute precision).
     ``cron`` must be valid (``recommender.models.validate_schedule_cron``)."""
-    minute, hour, day_of_month, month_of_year, day_of_week = cron.split()
-    schedule = crontab(
-        minute=minute,
-        hour=hour,
-        day_of_month=day_of_month,
-        month_of_year=month_of_year,
-        day_of_week=day_of_week,
-    )
+    schedule = crontab(**cron_fields(cron))
     minutes, hours = sorted(schedule.minute), sorted(schedule.hour)
     after = after.astimezone(UTC)
     runs: list[datetime] = []

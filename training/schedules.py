@@ -14,6 +14,7 @@ from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from recommender.models import Recommender, validate_schedule_cron
+from training.cron import cron_fields
 from training.exceptions import InvalidSchedule
 
 SCHEDULED_TASK = "training.tasks.run_scheduled_training"
@@ -29,14 +30,7 @@ def crontab_fields(cron: str) -> dict[str, str]:
         validate_schedule_cron(cron)
     except ValidationError as exc:
         raise InvalidSchedule(exc.messages[0], schedule_cron=cron)
-    minute, hour, day_of_month, month_of_year, day_of_week = cron.split()
-    return {
-        "minute": minute,
-        "hour": hour,
-        "day_of_month": day_of_month,
-        "month_of_year": month_of_year,
-        "day_of_week": day_of_week,
-    }
+    return cron_fields(cron)
 
 
 @transaction.atomic

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.db import connection
 
 from recommender.models import Item, Scope
 from recommender.services.registry import model_version_promote, model_version_rollback
@@ -95,21 +94,12 @@ class Server:
 
 
 @pytest.fixture
-def server_env(postgres, redis_url, settings, tmp_path) -> dict[str, str]:
-    db = connection.settings_dict
-    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
+def server_env(subprocess_env, tmp_path) -> dict[str, str]:
     return {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "REDIS_URL": redis_url,
+        **subprocess_env,
         "DEBUG": "false",
         "SECRET_KEY": "integration-test-" + "x" * 40,
         "ALLOWED_HOSTS": "127.0.0.1",
-        "RECSITE_DATA_DIR": str(tmp_path / "server-data"),
-        "RECSITE_ARTIFACT_DIR": str(settings.RECSITE_ARTIFACT_DIR),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
         "GUNICORN_WORKERS": str(WORKERS),
         "GUNICORN_THREADS": "2",

@@ -16,7 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from recommender.models import ModelVersion, Recommender, Scope, VersionStatus
 from recommender.services import demo_data_generate
@@ -64,20 +63,8 @@ def not_eager() -> Iterator[None]:
 
 
 @pytest.fixture
-def worker_env(postgres, redis_url, settings, tmp_path, not_eager) -> dict[str, str]:
-    db = connection.settings_dict
-    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
-    return {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "REDIS_URL": redis_url,
-        "RECSITE_DATA_DIR": str(tmp_path / "worker-data"),
-        "RECSITE_ARTIFACT_DIR": str(settings.RECSITE_ARTIFACT_DIR),
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-    }
+def worker_env(subprocess_env, not_eager) -> dict[str, str]:
+    return {**subprocess_env, "CELERY_TASK_ALWAYS_EAGER": "false"}
 
 
 @pytest.fixture
