@@ -28,7 +28,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import platform
 import random
 import secrets
 import shlex
@@ -38,18 +37,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg2
 import redis
+from common import (
+    BENCHMARKS_MD,
+    ROOT,
+    drop_database,
+    machine_info,
+    pg_connect,
+    postgres_version,
+    recreate_database,
+    write_section,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
 SECTION_START = "<!-- bench/ingest.py: start -->"
 SECTION_END = "<!-- bench/ingest.py: end -->"
 TARGET_EVENTS_PER_SECOND = 20_000
@@ -109,36 +112,6 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-@contextmanager
-def pg_connect(server_url: str, dbname: str = "postgres") -> Iterator:
-    """An autocommit connection, closed on exit."""
-    parts = urlsplit(server_url)
-    connection = psycopg2.connect(
-        dbname=dbname,
-        user=parts.username or None,
-        password=parts.password or None,
-        host=parts.hostname or None,
-        port=parts.port or None,
-        connect_timeout=5,
-    )
-    connection.autocommit = True
-    try:
-        yield connection
-    finally:
-        connection.close()
-
-
-def recreate_database(args: argparse.Namespace) -> None:
-    with pg_connect(args.server_url) as connection, connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{args.database}"')
-
-
-def drop_database(args: argparse.Namespace) -> None:
-    with pg_connect(args.server_url) as connection, connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-
-
 def count_events(args: argparse.Namespace) -> int:
     with pg_connect(args.server_url, args.database) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM recommender_event")
@@ -162,7 +135,7 @@ def manage(env: dict[str, str], *arguments: str) -> str:
 
 
 def prepare_database(args: argparse.Namespace, env: dict[str, str]) -> None:
-    recreate_database(args)
+    recreate_database(args.server_url, args.database)
     manage(env, "migrate", "--no-input", "-v", "0")
 
 
@@ -364,43 +337,6 @@ def bench_import(args: argparse.Namespace, env: dict[str, str]) -> dict | str:
 # --- the report ------------------------------------------------------------------------
 
 
-def machine(args: argparse.Namespace, env: dict[str, str]) -> dict[str, str]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    with pg_connect(args.server_url) as connection, connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
-    info = {
-        "CPU": cpu,
-        "Cores": str(os.cpu_count()),
-        "RAM": ram,
-        "OS": f"{platform.system()} {platform.release()}",
-        "Python": platform.python_version(),
-        "PostgreSQL": postgres,
-        "Load average at start (1/5/15 min)": " / ".join(f"{n:.2f}" for n in os.getloadavg()),
-    }
-    if "REDIS_URL" in env:
-        version = redis.Redis.from_url(env["REDIS_URL"]).info("server")["redis_version"]
-        info["Redis"] = f"{version} (cache and per-key throttle)"
-    else:
-        info["Redis"] = "not reachable: local-memory cache"
-    return info
-
-
 def summary(rates: list[float]) -> tuple[float, float, float]:
     return statistics.median(rates), min(rates), max(rates)
 
@@ -443,30 +379,18 @@ def render(args, info, api, imported, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    if BENCHMARKS_MD.exists():
-        text = BENCHMARKS_MD.read_text()
-    else:
-        text = (
-            "# Benchmarks\n\nNumbers written by the scripts in `bench/` (never run in CI)."
-            " Re-run a script to update its section.\n\n"
-        )
-    if SECTION_START in text and SECTION_END in text:
-        head, rest = text.split(SECTION_START, 1)
-        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
-    BENCHMARKS_MD.write_text(text)
-
-
 def main() -> None:
     args = parse_args()
     command = " ".join(["python bench/ingest.py", *map(shlex.quote, sys.argv[1:])])
     with tempfile.TemporaryDirectory(prefix="recsite-bench-") as tmp:
         env = server_env(args, Path(tmp))
-        info = machine(args, env)
+        info = machine_info()
+        info["PostgreSQL"] = postgres_version(args.server_url)
+        if "REDIS_URL" in env:
+            version = redis.Redis.from_url(env["REDIS_URL"]).info("server")["redis_version"]
+            info["Redis"] = f"{version} (cache and per-key throttle)"
+        else:
+            info["Redis"] = "not reachable: local-memory cache"
         print("Machine: " + "; ".join(f"{key} {value}" for key, value in info.items()))
         print(f"API: {args.repeat} runs of {args.batches} x {args.batch_size} events")
         try:
@@ -474,14 +398,14 @@ def main() -> None:
             imported = bench_import(args, env)
         finally:
             if not args.keep_db:
-                drop_database(args)
+                drop_database(args.server_url, args.database)
     if isinstance(imported, str):
         print(f"  import: {imported}")
     section = render(args, info, api, imported, command)
     print()
     print(section.split("\n", 2)[2].rsplit(SECTION_END, 1)[0].strip())
     if not args.no_write:
-        write_section(section)
+        write_section(SECTION_START, SECTION_END, section)
         print(f"\nUpdated {BENCHMARKS_MD.relative_to(ROOT)}")
 
 

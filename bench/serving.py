@@ -34,7 +34,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import platform
 import random
 import re
 import secrets
@@ -46,18 +45,22 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg2
 import redis
+from common import (
+    BENCHMARKS_MD,
+    ROOT,
+    drop_database,
+    machine_info,
+    pg_connect,
+    postgres_version,
+    recreate_database,
+    write_section,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
 SECTION_START = "<!-- bench/serving.py: start -->"
 SECTION_END = "<!-- bench/serving.py: end -->"
 API_PATH = "/api/v1/recommendations/{}?limit=20"
@@ -94,35 +97,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # --- database, commands, server -------------------------------------------------------
-
-
-@contextmanager
-def pg_connect(server_url: str, dbname: str = "postgres") -> Iterator:
-    parts = urlsplit(server_url)
-    connection = psycopg2.connect(
-        dbname=dbname,
-        user=parts.username or None,
-        password=parts.password or None,
-        host=parts.hostname or None,
-        port=parts.port or None,
-        connect_timeout=5,
-    )
-    connection.autocommit = True
-    try:
-        yield connection
-    finally:
-        connection.close()
-
-
-def recreate_database(args: argparse.Namespace) -> None:
-    with pg_connect(args.server_url) as connection, connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{args.database}"')
-
-
-def drop_database(args: argparse.Namespace) -> None:
-    with pg_connect(args.server_url) as connection, connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
 
 
 def query(args: argparse.Namespace, sql: str) -> list[tuple]:
@@ -395,7 +369,7 @@ def memory(args, env, api_key, users, workers: int, log: Path) -> dict[str, floa
 
 
 def prepare_model(args: argparse.Namespace, env: dict[str, str], which: str) -> dict | str:
-    recreate_database(args)
+    recreate_database(args.server_url, args.database)
     manage(env, "migrate", "--no-input", "-v", "0")
     if which == "ml-100k":
         dataset = (ROOT / args.dataset).resolve()
@@ -539,33 +513,6 @@ def best(results: list[LoadResult]) -> LoadResult:
 # --- the report -------------------------------------------------------------------------
 
 
-def machine(args: argparse.Namespace) -> dict[str, str]:
-    cpu = platform.processor() or "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    ram = "unknown"
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-            break
-    with pg_connect(args.server_url) as connection, connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
-    redis_version = redis.Redis.from_url(args.redis_url).info("server")["redis_version"]
-    return {
-        "CPU": cpu,
-        "Cores": str(os.cpu_count()),
-        "RAM": ram,
-        "OS": f"{platform.system()} {platform.release()}",
-        "Python": platform.python_version(),
-        "PostgreSQL": postgres,
-        "Redis": redis_version,
-        "Load average at start (1/5/15 min)": " / ".join(f"{n:.2f}" for n in os.getloadavg()),
-    }
-
-
 def render(args, info, results: dict[str, dict], command: str) -> str:
     lines = [
         SECTION_START,
@@ -652,21 +599,12 @@ def render(args, info, results: dict[str, dict], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
-    if SECTION_START in text and SECTION_END in text:
-        head, rest = text.split(SECTION_START, 1)
-        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    BENCHMARKS_MD.write_text(text)
-
-
 def main() -> None:
     args = parse_args()
     command = " ".join(["python bench/serving.py", *map(shlex.quote, sys.argv[1:])])
-    info = machine(args)
+    info = machine_info()
+    info["PostgreSQL"] = postgres_version(args.server_url)
+    info["Redis"] = redis.Redis.from_url(args.redis_url).info("server")["redis_version"]
     print("Machine: " + "; ".join(f"{key} {value}" for key, value in info.items()))
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="recsite-bench-serving-") as tmp:
@@ -679,12 +617,12 @@ def main() -> None:
                     model_env = {**env, "RECSITE_ARTIFACT_DIR": artifacts}
                     results[which] = bench_model(args, model_env, Path(tmp), which)
         finally:
-            drop_database(args)
+            drop_database(args.server_url, args.database)
     section = render(args, info, results, command)
     print()
     print(section.split("\n", 2)[2].rsplit(SECTION_END, 1)[0].strip())
     if not args.no_write:
-        write_section(section)
+        write_section(SECTION_START, SECTION_END, section)
         print(f"\nUpdated {BENCHMARKS_MD.relative_to(ROOT)}")
 
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import secrets
 import shlex
@@ -60,14 +59,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
+from common import BENCHMARKS_MD, ROOT, machine_info, postgres_version, write_section
+
 SECTION_START = "<!-- bench/training.py: start -->"
 SECTION_END = "<!-- bench/training.py: end -->"
-BENCHMARKS_INTRO = (
-    "# Benchmarks\n\nNumbers written by the scripts in `bench/` (never run in CI). "
-    "Re-run a script to update its section.\n"
-)
 TARGET_RATIO = 1.3
 DB_PREFIX = "recsite_bench_train_"
 
@@ -523,47 +518,15 @@ def comparisons(result: DatasetResult) -> list[Comparison]:
     ]
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    memory = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
+def lightfm_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
-    lightfm = "unknown"
     for distribution in ("lightfm", "rectools-lightfm"):
         try:
-            lightfm = f"{version(distribution)} ({distribution})"
-            break
+            return f"{version(distribution)} ({distribution})"
         except PackageNotFoundError:
             continue
-    return {
-        "CPU": cpu,
-        "Cores": str(os.cpu_count()),
-        "RAM": memory,
-        "OS": f"{platform.system()} {platform.release()}",
-        "Python": platform.python_version(),
-        "LightFM": lightfm,
-        "Load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
-
-
-def postgres_version(server_url: str) -> str:
-    connection = pg_connect(f"{server_url.rstrip('/')}/postgres")
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        (value,) = cursor.fetchone()
-    connection.close()
-    return str(value)
+    return "unknown"
 
 
 def render(results: list[DatasetResult], info: dict[str, str], command: str, when: datetime) -> str:
@@ -638,19 +601,6 @@ def render(results: list[DatasetResult], info: dict[str, str], command: str, whe
     return "\n".join(lines)
 
 
-def write_section(section: str) -> None:
-    """Replace the marked Training section of BENCHMARKS.md (or append it), nothing else."""
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else BENCHMARKS_INTRO
-    if SECTION_START in text and SECTION_END in text:
-        head, rest = text.split(SECTION_START, 1)
-        _, tail = rest.split(SECTION_END, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
-    BENCHMARKS_MD.write_text(text)
-
-
 def print_table(results: list[DatasetResult]) -> None:
     for result in results:
         print(f"\n{result.label}: {result.events:,} events, {len(result.recsite)} repeats")
@@ -678,7 +628,8 @@ def main() -> None:
         print(json.dumps(bare_lightfm(args.bare_worker)))
         return
     when = datetime.now(UTC)
-    info = machine()
+    info = machine_info()
+    info["LightFM"] = lightfm_version()
     info["PostgreSQL"] = postgres_version(args.server_url)
     command = "python bench/training.py" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "")
     print(f"{command}\n" + "\n".join(f"  {name}: {value}" for name, value in info.items()))
@@ -719,7 +670,7 @@ def main() -> None:
         sys.exit("nothing was measured")
     print_table(results)
     if not args.no_write:
-        write_section(render(results, info, command, when))
+        write_section(SECTION_START, SECTION_END, render(results, info, command, when))
         print(f"\nwrote the Training section of {BENCHMARKS_MD.relative_to(ROOT)}")
 
 
