@@ -7,12 +7,14 @@ configured but unreachable, so CI never goes green by skipping."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 
 import pytest
 from rest_framework.test import APIClient
 
 from recommender.models import Scope
 from recommender.services import api_key_create
+from tests.processes import Server, Worker, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -79,3 +81,69 @@ def subprocess_env(postgres, redis_url, settings, tmp_path) -> dict[str, str]:
         "RECSITE_DATA_DIR": str(tmp_path / "subprocess-data"),
         "RECSITE_ARTIFACT_DIR": str(settings.RECSITE_ARTIFACT_DIR),
     }
+
+
+@pytest.fixture
+def not_eager() -> Iterator[None]:
+    """Runs must reach a worker through the broker, whatever an earlier test set."""
+    from recsite.celery import app as celery_app
+
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def worker_env(subprocess_env, not_eager) -> dict[str, str]:
+    return {**subprocess_env, "CELERY_TASK_ALWAYS_EAGER": "false"}
+
+
+@pytest.fixture
+def start_worker(worker_env, tmp_path) -> Iterator[Callable[..., Worker]]:
+    """``start_worker(concurrency=1, **env)`` -> a running ``celery worker`` subprocess,
+    killed (SIGKILL, whole process group) at teardown."""
+    workers: list[Worker] = []
+
+    def start(concurrency: int = 1, **env: str) -> Worker:
+        log = tmp_path / f"worker-{len(workers)}.log"
+        worker = Worker({**worker_env, **env}, log, concurrency=concurrency)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.kill()
+
+
+@pytest.fixture
+def server_env(subprocess_env, tmp_path) -> dict[str, str]:
+    """A production-like gunicorn environment (DEBUG off) with 3 workers × 2 threads."""
+    return {
+        **subprocess_env,
+        "DEBUG": "false",
+        "SECRET_KEY": "integration-test-" + "x" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+        "GUNICORN_WORKERS": "3",
+        "GUNICORN_THREADS": "2",
+        "GUNICORN_LOG_LEVEL": "warning",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture
+def start_server(server_env, tmp_path) -> Iterator[Callable[..., Server]]:
+    """``start_server(**env)`` -> a gunicorn subprocess on a free port (not yet ready:
+    call ``wait_ready``), stopped at teardown."""
+    servers: list[Server] = []
+
+    def start(**env: str) -> Server:
+        log = tmp_path / f"gunicorn-{len(servers)}.log"
+        server = Server({**server_env, **env}, log, free_port())
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.kill()

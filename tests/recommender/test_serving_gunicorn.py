@@ -7,14 +7,8 @@ test database and the same Redis; this test promotes and rolls back through the 
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +17,7 @@ import requests
 
 from recommender.models import Item, Scope
 from recommender.services.registry import model_version_promote, model_version_rollback
+from tests.processes import Server
 from tests.recommender.serving_helpers import corrupt, create_catalog, create_version, default_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,102 +26,14 @@ SWITCH_WITHIN = 3.0
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """gunicorn with ``recsite/gunicorn.conf.py`` in its own process group."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-        self.log = log_path.open("ab")
-        gunicorn = Path(sys.executable).parent / "gunicorn"
-        self.process = subprocess.Popen(
-            [str(gunicorn), "-c", "recsite/gunicorn.conf.py", "recsite.wsgi"],
-            cwd=ROOT,
-            env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self.log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def wait_ready(self, timeout: float = 40.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"gunicorn exited ({self.process.returncode}):\n{self.output()}")
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"gunicorn never became ready:\n{self.output()}")
-
-    def worker_pids(self, expected: int, timeout: float = 30.0) -> set[str]:
-        """Every live worker's pid, from the per-worker ``liveall`` gauge in /metrics."""
-        deadline = time.monotonic() + timeout
-        pids: set[str] = set()
-        while time.monotonic() < deadline:
-            text = requests.get(f"{self.url}/metrics", timeout=5).text
-            pids = set(re.findall(r'recsite_model_loaded_version\{pid="(\d+)"', text))
-            if len(pids) >= expected:
-                return pids
-            time.sleep(0.3)
-        pytest.fail(f"only {len(pids)} of {expected} workers reported:\n{self.output()}")
-
-
 @pytest.fixture
-def server_env(subprocess_env, tmp_path) -> dict[str, str]:
-    return {
-        **subprocess_env,
-        "DEBUG": "false",
-        "SECRET_KEY": "integration-test-" + "x" * 40,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
-        "GUNICORN_WORKERS": str(WORKERS),
-        "GUNICORN_THREADS": "2",
-        "GUNICORN_LOG_LEVEL": "warning",
-        # A slow database poll: the switch within 3 s must come from the Redis key.
-        "RECSITE_SERVING_POLL_SECONDS": "30",
-        "LOG_LEVEL": "WARNING",
-    }
-
-
-@pytest.fixture
-def server(server_env, tmp_path) -> Iterator[Server]:
-    started = Server(server_env, tmp_path / "gunicorn.log", free_port())
-    try:
-        yield started
-    finally:
-        started.kill()
+def server(start_server) -> Server:
+    # A slow database poll: the switch within 3 s must come from the Redis key.
+    return start_server(GUNICORN_WORKERS=str(WORKERS), RECSITE_SERVING_POLL_SECONDS="30")
 
 
 def ask(server: Server, key: str, user: str = "user-3", **params) -> requests.Response:
-    """One request on a new connection, so any worker may take it."""
-    return requests.get(
-        f"{server.url}/api/v1/recommendations/{user}",
-        params=params,
-        headers={"Authorization": f"Api-Key {key}", "Connection": "close"},
-        timeout=10,
-    )
+    return server.ask(key, user=user, **params)
 
 
 def wait_all_workers_serve(

@@ -6,12 +6,7 @@ the broker and the database, as production does."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,66 +14,12 @@ import pytest
 
 from recommender.models import ModelVersion, Recommender, Scope, VersionStatus
 from recommender.services import demo_data_generate
-from recsite.celery import app as celery_app
+from tests.processes import Worker
 from training.models import RunStatus, TrainingRun
 from training.services import training_runs_reap
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-class Worker:
-    """A ``celery worker`` subprocess in its own process group (so a kill takes it all)."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self.log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "recsite", "worker",
-                "-Q", "celery,training", "-c", "1", "--pool", "prefork",
-                "--without-mingle", "--without-gossip", "-l", "info",
-            ],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-
-@pytest.fixture
-def not_eager() -> Iterator[None]:
-    """Runs must reach the worker through the broker, whatever an earlier test set."""
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    yield
-    celery_app.conf.task_always_eager = previous
-
-
-@pytest.fixture
-def worker_env(subprocess_env, not_eager) -> dict[str, str]:
-    return {**subprocess_env, "CELERY_TASK_ALWAYS_EAGER": "false"}
-
-
-@pytest.fixture
-def start_worker(worker_env, tmp_path) -> Iterator:
-    workers: list[Worker] = []
-
-    def start() -> Worker:
-        worker = Worker(worker_env, tmp_path / f"worker-{len(workers)}.log")
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.kill()
 
 
 @pytest.fixture
