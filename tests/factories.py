@@ -1,10 +1,14 @@
 """factory_boy factories for the records tests need."""
 
+import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import factory
+import numpy as np
 from django.db.models import Max
 
+from recommender.artifacts import MANIFEST, ArtifactError, ArtifactMeta, write_artifact
 from recommender.models import (
     Event,
     Item,
@@ -15,6 +19,7 @@ from recommender.models import (
     UserProfile,
     VersionStatus,
 )
+from recommender.services.registry import local_artifact_path
 from training.models import RunStatus, TrainingRun, Trigger
 
 
@@ -54,6 +59,41 @@ class RecommenderFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"rec-{n}")
 
 
+def _tiny_artifact(uri: str) -> tuple[str, int]:
+    """A real, verifiable artifact (2 users x 3 items) at ``uri`` under
+    ``RECSITE_ARTIFACT_DIR`` -- promote verifies the artifact -- as (sha256, size). An
+    artifact already there is reused; a URI that is not local gets a placeholder."""
+    try:
+        path = local_artifact_path(uri)
+    except ValueError:
+        return "0" * 64, 1024
+    if not (path / MANIFEST).is_file():
+        rng = np.random.default_rng(0)
+        try:
+            write_artifact(
+                path.parent,
+                path.name,
+                arrays={
+                    "user_embeddings": rng.random((2, 2)),
+                    "user_biases": np.zeros(2),
+                    "item_embeddings": rng.random((3, 2)),
+                    "item_biases": np.zeros(3),
+                    "item_feature_embeddings": rng.random((3, 2)),
+                    "item_feature_biases": np.zeros(3),
+                    "popularity": np.array([3, 2, 1]),
+                    "seen_indptr": np.array([0, 1, 1]),
+                    "seen_indices": np.array([0]),
+                },
+                id_maps={"users": ["u-0", "u-1"], "items": ["i-0", "i-1", "i-2"]},
+                meta=ArtifactMeta(feature_names={"items": ["id:i-0", "id:i-1", "id:i-2"]}),
+            )
+        except (ArtifactError, OSError):  # written meanwhile by a parallel test worker
+            pass
+    body = (path / MANIFEST).read_bytes()
+    size = sum(f.stat().st_size for f in Path(path).iterdir())
+    return hashlib.sha256(body).hexdigest(), size
+
+
 def _next_version_number(version) -> int:
     last = version.recommender.versions.aggregate(last=Max("number"))["last"]
     return (last or 0) + 1
@@ -70,8 +110,8 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     number = factory.LazyAttribute(_next_version_number)
     status = VersionStatus.CANDIDATE
     artifact_uri = factory.LazyAttribute(lambda o: f"{o.recommender.name}/v{o.number}")
-    artifact_sha256 = "0" * 64
-    artifact_size = 1024
+    artifact_sha256 = factory.LazyAttribute(lambda o: _tiny_artifact(o.artifact_uri)[0])
+    artifact_size = factory.LazyAttribute(lambda o: _tiny_artifact(o.artifact_uri)[1])
     metrics = factory.LazyFunction(lambda: {"precision_at_k": 0.1})
     hyperparameters = factory.LazyFunction(lambda: {"no_components": 32})
 

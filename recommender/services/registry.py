@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from recommender.artifacts import ArtifactError, load_artifact
 from recommender.exceptions import (
     NoRollbackTarget,
     VersionAlreadyActive,
@@ -112,6 +113,36 @@ def _activate(
     return event
 
 
+def _artifact_verify(version: ModelVersion) -> None:
+    """Refuse a version whose artifact would not load: what serving checks before a swap
+    (every file's size and sha256, paths, dtypes and shapes, the manifest's sha256 against
+    the row), minus the test prediction. Serving checks again: this is the early, clear
+    refusal, not the last line."""
+    try:
+        artifact = load_artifact(local_artifact_path(version.artifact_uri), verify=True)
+        if artifact.sha256 != version.artifact_sha256:
+            raise ArtifactError(
+                "checksum_mismatch",
+                f"the manifest's sha256 {artifact.sha256[:12]}... is not the one recorded "
+                f"({version.artifact_sha256[:12]}...)",
+            )
+    except ArtifactError as exc:
+        raise VersionNotPromotable(
+            f"The artifact of version {version.number} fails verification ({exc.code}: "
+            f"{exc}); it is not made active.",
+            version=version.number,
+            why="artifact_invalid",
+            artifact_error=exc.code,
+        ) from exc
+    except ValueError as exc:
+        raise VersionNotPromotable(
+            f"The artifact of version {version.number} is not a local artifact ({exc}).",
+            version=version.number,
+            why="artifact_invalid",
+            artifact_error="not_local",
+        ) from exc
+
+
 @transaction.atomic
 def model_version_promote(
     *,
@@ -144,6 +175,7 @@ def model_version_promote(
         raise VersionAlreadyActive(
             f"Version {version.number} is already active.", version=version.number
         )
+    _artifact_verify(version)
     previous = active_version_get(recommender=recommender)
     return _activate(
         recommender=recommender,
@@ -195,6 +227,7 @@ def model_version_rollback(
             active_version=current.number,
             target_version=target.number,
         )
+    _artifact_verify(target)
     return _activate(
         recommender=recommender,
         version=target,

@@ -228,9 +228,6 @@ def test_retention_keeps_the_newest_the_active_and_the_rollback_target(
     settings.RECSITE_ARTIFACT_DIR = tmp_path
     recommender = RecommenderFactory(versions_kept=2)
     versions = [ModelVersionFactory(recommender=recommender) for _ in range(6)]
-    for version in versions:
-        (tmp_path / version.artifact_uri).mkdir(parents=True)
-        (tmp_path / version.artifact_uri / "manifest.json").write_text("{}")
     model_version_promote(version=versions[0], reason="1")
     model_version_promote(version=versions[1], reason="2")  # v1 becomes the rollback target
 
@@ -252,8 +249,7 @@ def test_retention_deletes_files_only_after_commit(
 ):
     settings.RECSITE_ARTIFACT_DIR = tmp_path
     recommender = RecommenderFactory(versions_kept=0)
-    version = ModelVersionFactory(recommender=recommender)
-    (tmp_path / version.artifact_uri).mkdir(parents=True)
+    version = ModelVersionFactory(recommender=recommender)  # writes its artifact
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         model_versions_prune(recommender=recommender)

@@ -5,8 +5,8 @@ import pytest
 from django.core.cache import cache
 from prometheus_client import REGISTRY
 
-from recommender.models import Item
-from recommender.services.registry import model_version_promote, model_version_rollback
+from recommender.models import Item, ModelVersion
+from recommender.services.registry import model_version_rollback
 from recommender.serving import registry
 from recommender.serving_signal import active_version_changed
 from tests.factories import EventFactory
@@ -62,9 +62,8 @@ def test_a_rollback_is_swapped_in_too(v1):
 
 def test_a_corrupted_artifact_is_refused_and_the_old_version_keeps_serving(v1, client):
     assert served() == 1
-    v2 = create_version(default_spec(seed=2), promote=False)
+    v2 = create_version(default_spec(seed=2))  # promote verifies the artifact: damage it after
     corrupt(v2)
-    model_version_promote(version=v2, reason="test")
     failed_before = failures()
     registry.refresh()
     assert served() == 1
@@ -81,10 +80,8 @@ def test_a_corrupted_artifact_is_refused_and_the_old_version_keeps_serving(v1, c
 
 def test_a_manifest_that_differs_from_the_recorded_checksum_is_refused(v1):
     assert served() == 1
-    v2 = create_version(default_spec(seed=2), promote=False)
-    v2.artifact_sha256 = "f" * 64
-    v2.save()
-    model_version_promote(version=v2, reason="test")
+    v2 = create_version(default_spec(seed=2))
+    ModelVersion.objects.filter(pk=v2.pk).update(artifact_sha256="f" * 64)
     registry.refresh()
     assert served() == 1
     error = registry.health()["recommenders"]["default"]["last_load_error"]
@@ -105,10 +102,9 @@ def test_non_finite_factors_fail_the_test_prediction(artifact_dir):
 def test_when_the_first_version_cannot_load_popularity_from_events_serves(artifact_dir, client):
     spec = default_spec()
     create_catalog(spec)
-    version = create_version(spec, promote=False)
+    version = create_version(spec)
     corrupt(version)
     EventFactory(item=Item.objects.get(external_id="item-7"), user_external_id="someone")
-    model_version_promote(version=version, reason="test")
     state = registry.state("default")
     assert state.model is None
     assert state.universe.ids_at(np.arange(len(state.universe))) == ["item-7"]

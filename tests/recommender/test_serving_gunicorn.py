@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.db import transaction
 
 from recommender.models import Item, Scope
 from recommender.services.registry import model_version_promote, model_version_rollback
@@ -70,7 +71,6 @@ def test_every_worker_switches_on_promote_and_rollback_and_refuses_a_corrupt_ver
     v1 = create_version(spec)
     v2 = create_version(default_spec(seed=5), promote=False)
     v3 = create_version(default_spec(seed=6), promote=False)
-    corrupt(v3)
     client = make_api_client(Scope.RECOMMENDATIONS_READ)
     key = client._credentials["HTTP_AUTHORIZATION"].removeprefix("Api-Key ")
 
@@ -86,7 +86,9 @@ def test_every_worker_switches_on_promote_and_rollback_and_refuses_a_corrupt_ver
     took = wait_all_workers_serve(server, key, pids, version=1, within=SWITCH_WITHIN)
     print(f"rollback: every worker served v1 after {took:.2f} s")
 
-    model_version_promote(version=v3, reason="integration: corrupted")
+    with transaction.atomic():  # promote verifies the artifact: damage it before the commit
+        model_version_promote(version=v3, reason="integration: corrupted")
+        corrupt(v3)
     deadline = time.monotonic() + SWITCH_WITHIN
     while load_failures(server) < WORKERS:  # every worker tried v3 and refused it
         if time.monotonic() > deadline:
