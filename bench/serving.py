@@ -197,14 +197,14 @@ class Job:
     users: list[str]
     seconds: float
     threads: int
-    record: bool  # keep (time, status, worker, version) of every response
+    record: bool  # keep (time, status, worker, version, latency) of every response
 
 
 def _thread_loop(job: Job, start_at: float, seed: int, out: dict) -> None:
     rng = random.Random(seed)
     headers = {"Authorization": f"Api-Key {job.api_key}"}
     latencies: list[float] = []
-    records: list[tuple[float, int, str, int | None]] = []
+    records: list[tuple[float, int, str, int | None, float]] = []
     errors = 0
     connection = None
     time.sleep(max(0.0, start_at - time.time()))
@@ -226,7 +226,8 @@ def _thread_loop(job: Job, start_at: float, seed: int, out: dict) -> None:
             connection.close()
             connection = None
             body, status = b"", 599
-        latencies.append(time.perf_counter() - started)
+        latency = time.perf_counter() - started
+        latencies.append(latency)
         sent += 1
         if status >= 300:
             errors += 1
@@ -234,7 +235,7 @@ def _thread_loop(job: Job, start_at: float, seed: int, out: dict) -> None:
             match = VERSION_RE.search(body)
             version = int(match.group(1)) if match and match.group(1) != b"null" else None
             worker = response.getheader("X-Recsite-Worker", "?") if status != 599 else "?"
-            records.append((time.time(), status, worker, version))
+            records.append((time.time(), status, worker, version, latency))
     if connection is not None:
         connection.close()
     out.update(latencies=latencies, records=records, errors=errors)
@@ -318,12 +319,12 @@ def swapper_main(count: int, interval: float) -> None:
 def switch_times(records: list, swaps: list[dict]) -> list[float]:
     """Per swap: seconds from its commit until every worker answered with its version
     (``nan`` when some worker sent no answer before the next swap: not observed)."""
-    workers = {worker for _, _, worker, _ in records if worker != "?"}
+    workers = {worker for _, _, worker, _, _ in records if worker != "?"}
     times = []
     for index, swap in enumerate(swaps):
         until = swaps[index + 1]["at"] if index + 1 < len(swaps) else float("inf")
         first: dict[str, float] = {}
-        for at, _, worker, version in records:
+        for at, _, worker, version, _ in records:
             if swap["at"] <= at < until and version == swap["version"] and worker not in first:
                 first[worker] = at
         if set(first) >= workers:
@@ -358,7 +359,7 @@ def memory(args, env, api_key, users, workers: int, log: Path) -> dict[str, floa
         deadline = time.monotonic() + 60
         while seen < {str(pid) for pid in pids} and time.monotonic() < deadline:
             job = Job(args.port, api_key, API_PATH, users, 1.0, 4, True)
-            seen |= {worker for _, _, worker, _ in run_load(job, 2).records}
+            seen |= {worker for _, _, worker, _, _ in run_load(job, 2).records}
         samples = [smaps(pid) for pid in pids]
     finally:
         server.stop()

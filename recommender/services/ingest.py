@@ -213,8 +213,11 @@ def _copy_events(rows: list[tuple], table: str, column_sql: str) -> int:
         cursor.cursor.copy_expert(
             f"COPY {_COPY_TABLE} ({column_sql}) FROM STDIN", io.StringIO(body)
         )
+        # In event_id order: two requests inserting the same ids in different orders would
+        # each wait for the other's uncommitted rows (a deadlock, one request failing).
         cursor.execute(
             f"INSERT INTO {table} ({column_sql}) SELECT {column_sql} FROM {_COPY_TABLE} "
+            'ORDER BY "event_id" COLLATE "C" '
             'ON CONFLICT ("event_id") DO NOTHING RETURNING "event_id"'
         )
         created = len(cursor.fetchall())
