@@ -29,7 +29,11 @@ from recsite.admin_site import render_admin_page
 from training import charts
 from training.cron import cron_next_runs
 from training.dashboard import dashboard_get, schedule_next_runs
-from training.exceptions import TrainingAlreadyRunning, TrainingRunNotCancellable
+from training.exceptions import (
+    TrainingAlreadyRunning,
+    TrainingRunNotCancellable,
+    TrainingRunNotQueued,
+)
 from training.models import Decision, TrainingRun, Trigger
 from training.reports import metric_table
 from training.schedules import recommender_schedule_sync
@@ -260,6 +264,11 @@ class RecommenderAdmin(admin.ModelAdmin):
                 "this is the one in progress.",
                 messages.ERROR,
             )
+            return HttpResponseRedirect(
+                reverse("admin:training_trainingrun_change", args=[exc.detail["run_id"]])
+            )
+        except TrainingRunNotQueued as exc:  # the run was recorded, and failed
+            self.message_user(request, f"Not started: {exc.message}", messages.ERROR)
             return HttpResponseRedirect(
                 reverse("admin:training_trainingrun_change", args=[exc.detail["run_id"]])
             )

@@ -15,6 +15,7 @@ from recommender.apis import (
 from recommender.auth import HasScope
 from recommender.models import Scope
 from recommender.selectors import recommender_get
+from recsite.pagination import PAGE_PARAMETERS, paginated
 from training.models import TrainingRun, Trigger
 from training.selectors import training_run_get
 from training.serializers import TrainingRunInput, TrainingRunOutput
@@ -30,7 +31,12 @@ class TrainingRunListApi(APIView):
 
     @extend_schema(
         request=TrainingRunInput,
-        responses={202: TrainingRunOutput, 400: ErrorSerializer, 409: ErrorSerializer},
+        responses={
+            202: TrainingRunOutput,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
         summary="Start a training run (409 with the live run's id when one is running)",
     )
     def post(self, request):
@@ -51,9 +57,10 @@ class TrainingRunListApi(APIView):
         return Response(TrainingRunOutput(run).data, status=202)
 
     @extend_schema(
-        parameters=[RECOMMENDER_PARAMETER],
-        responses={200: TrainingRunOutput(many=True), 404: ErrorSerializer},
+        parameters=[RECOMMENDER_PARAMETER, *PAGE_PARAMETERS],
+        responses={200: paginated(TrainingRunOutput, "TrainingRunPage"), 404: ErrorSerializer},
         summary="A recommender's training runs, newest first",
+        operation_id="v1_training_runs_list",
     )
     def get(self, request):
         runs = (

@@ -39,3 +39,9 @@ class InvalidSchedule(RecsiteError):
     code = "invalid_schedule"
     status = 400
     default_message = "The schedule is not a valid cron expression."
+
+
+class TrainingRunNotQueued(RecsiteError):
+    code = "broker_unavailable"
+    status = 503
+    default_message = "The run could not be queued: the task broker is unavailable."

@@ -75,6 +75,12 @@ class TrainingRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the task was last sent to the broker (empty for a run started in "
+        "the foreground); the reaper sends a run queued for long again.",
+    )
     worker = models.CharField(max_length=255, blank=True, default="", help_text="host:pid")
 
     phase = models.CharField(max_length=64, blank=True, default="")

@@ -100,8 +100,9 @@ def metric_key(name: str, k: int) -> str:
     return f"{name.removesuffix('_at_k')}@{k}" if name.endswith("_at_k") else name
 
 
-def default_worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def default_worker_name(pid: int | None = None) -> str:
+    """``host:pid`` of this process (or of ``pid`` on this host): ``TrainingRun.worker``."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
 @dataclass

@@ -4,7 +4,8 @@ skip and reap. The pipeline that runs between claim and finish lives elsewhere.
     queued --claim--> running --succeed--> succeeded
        |                 |----fail-------> failed      (also: the reaper, a lost worker)
        |                 '----cancel-----> cancel_requested, then cancelled by the pipeline
-       '--cancel--> cancelled
+       |--cancel--> cancelled
+       '--its pool process lost before the claim--> failed
     (skipped: a scheduled trigger that had nothing to do; never queued)
 
 The slot (at most one queued-or-running run per recommender) is the partial unique
@@ -30,6 +31,7 @@ from training.exceptions import (
     InvalidTrainingOptions,
     TrainingAlreadyRunning,
     TrainingRunNotCancellable,
+    TrainingRunNotQueued,
     TrainingRunNotRunning,
 )
 from training.models import (
@@ -123,11 +125,16 @@ def _actor_name(actor: AbstractBaseUser | None, actor_label: str) -> str:
 # --- Create and enqueue --------------------------------------------------------------
 
 
+def _send(run_id: int) -> None:
+    """Send ``training.tasks.run_training(run_id)`` to the training queue (by name, so this
+    module does not import the task module that imports it)."""
+    celery_app.send_task(RUN_TRAINING_TASK, args=[run_id], queue=TRAINING_QUEUE)
+
+
 def _enqueue(run_id: int) -> None:
-    """After commit: send ``training.tasks.run_training(run_id)`` to the training queue
-    (by name, so this module does not import the task module that imports it). A broker
-    that refuses the message fails the run at once, so the slot does not stay taken by a
-    run nobody will claim.
+    """After commit: send the run to the broker. A broker that refuses the message (Redis
+    down) fails the run at once, so the slot does not stay taken by a run nobody will
+    claim, and raises ``TrainingRunNotQueued`` (503) so the caller learns it.
 
     With ``CELERY_TASK_ALWAYS_EAGER`` the run executes here, in this process: Celery's
     ``send_task`` ignores eager mode, so the task is applied directly (imported here:
@@ -138,14 +145,16 @@ def _enqueue(run_id: int) -> None:
         run_training.apply(args=[run_id])
         return
     try:
-        celery_app.send_task(RUN_TRAINING_TASK, args=[run_id], queue=TRAINING_QUEUE)
+        _send(run_id)
     except Exception as exc:
         logger.exception("could not enqueue training run %s", run_id)
-        training_run_fail(
+        cause = f"{type(exc).__name__}: {exc}"
+        training_run_fail(run_id=run_id, error=f"could not enqueue the run: {cause}")
+        raise TrainingRunNotQueued(
+            f"Run #{run_id} could not be sent to the task broker ({cause}); it was failed. "
+            "Retry later.",
             run_id=run_id,
-            error=f"could not enqueue the run: {type(exc).__name__}: {exc}",
-            traceback="",
-        )
+        ) from exc
 
 
 @transaction.atomic
@@ -160,8 +169,8 @@ def training_run_create(
 ) -> TrainingRun:
     """Queue a run. A second run while one is queued or running is refused by the
     database and raised as ``TrainingAlreadyRunning`` (409, ``detail.run_id``). With
-    ``enqueue`` the Celery task is sent after commit; ``retrain`` runs in the foreground
-    and passes ``enqueue=False``."""
+    ``enqueue`` the Celery task is sent after commit (``TrainingRunNotQueued`` when the
+    broker refuses it); ``retrain`` runs in the foreground and passes ``enqueue=False``."""
     if trigger not in Trigger.values:
         raise ValueError(f"unknown trigger {trigger!r}")
     cleaned = training_options_clean(options)
@@ -174,6 +183,7 @@ def training_run_create(
                 triggered_by_label=actor_label,
                 options=cleaned,
                 status=RunStatus.QUEUED,
+                enqueued_at=timezone.now() if enqueue else None,
                 log=_timestamped(
                     f"queued by {trigger} ({_actor_name(actor, actor_label)})", timezone.now()
                 ),
@@ -269,10 +279,32 @@ def training_run_claim(*, run_id: int, worker: str) -> TrainingRun | None:
         progress=0.0,
     )
     if not claimed:
-        logger.info("training run %s was not queued; not claiming it", run_id)
+        _delivery_ignored_record(run_id=run_id, worker=worker)
         return None
     training_run_report(run_id=run_id, log=f"claimed by {worker}")
     return TrainingRun.objects.select_related("recommender").get(pk=run_id)
+
+
+@transaction.atomic
+def _delivery_ignored_record(*, run_id: int, worker: str) -> None:
+    """A delivery of a run that is not queued (a broker redelivery, a second worker, a
+    run cancelled while queued): a warning and a line in the run's own log, so the
+    duplicate is visible on the run page, not only in one worker's output."""
+    row = (
+        TrainingRun.objects.select_for_update()
+        .filter(pk=run_id)
+        .values_list("status", "log")
+        .first()
+    )
+    if row is None:
+        logger.warning("training run %s does not exist; delivery to %s ignored", run_id, worker)
+        return
+    status, log = row
+    message = f"delivery to {worker} ignored: the run is {status}, not queued"
+    logger.warning("training run %s: %s", run_id, message)
+    TrainingRun.objects.filter(pk=run_id).update(
+        log=log_cap(log + _timestamped(message, timezone.now()))
+    )
 
 
 def training_run_heartbeat(*, run_id: int) -> bool:
@@ -386,6 +418,32 @@ def training_run_fail(
 
 
 @transaction.atomic
+def training_run_worker_lost(*, run_id: int, worker: str, error: str) -> bool:
+    """The worker's main process saw the pool process ``worker`` (host:pid) that held a
+    delivery of this run end without finishing it (SIGKILL, the OOM killer): fail the run
+    now rather than after the reaper's stale delay. Only a run still queued (the process
+    died before claiming it; Celery acknowledged the message, so no one else will run it)
+    or running *on that process* is failed: a duplicate delivery that dies never fails
+    the run another process holds. False when there was nothing to fail."""
+    run = (
+        TrainingRun.objects.select_for_update()
+        .filter(pk=run_id)
+        .filter(Q(status=RunStatus.QUEUED) | Q(status=RunStatus.RUNNING, worker=worker[:255]))
+        .first()
+    )
+    if run is None:
+        return False
+    now = timezone.now()
+    run.status = RunStatus.FAILED
+    run.finished_at = now
+    run.error = error
+    run.log = log_cap(run.log + _timestamped(f"failed: {error}", now))
+    run.save(update_fields=["status", "finished_at", "error", "log"])
+    logger.warning("training run %s failed: %s", run_id, error)
+    return True
+
+
+@transaction.atomic
 def training_run_cancel(
     *, run: TrainingRun, actor: AbstractBaseUser | None = None, actor_label: str = ""
 ) -> TrainingRun:
@@ -442,7 +500,8 @@ def training_runs_reap(*, stale_after: timedelta) -> int:
     """Fail running runs whose worker stopped heart-beating ``stale_after`` ago, which
     frees their recommender's slot. Queued runs are not touched: waiting for a busy
     worker is not a failure (a run that could not be enqueued is failed when sending it
-    fails). Returns how many runs were reaped."""
+    fails; ``training_runs_requeue`` sends one whose message was lost again). Returns how
+    many runs were reaped."""
     now = timezone.now()
     cutoff = now - stale_after
     stale = (
@@ -467,3 +526,38 @@ def training_runs_reap(*, stale_after: timedelta) -> int:
         )
         logger.warning("reaped training run %s: %s", run.pk, error)
     return reaped
+
+
+def training_runs_requeue(*, queued_for: timedelta) -> int:
+    """Send queued runs to the broker again when they were sent ``queued_for`` ago and no
+    worker has claimed them. A broker that lost its messages (Redis restarted without
+    persistence, a flushed database) would otherwise leave such a run queued for ever,
+    holding its recommender's slot. A run merely waiting behind busy workers gets one
+    more message per ``queued_for``, which its claim makes a no-op: a run never trains
+    twice. Runs started in the foreground (no ``enqueued_at``) are never sent. Returns
+    how many runs were sent again."""
+    now = timezone.now()
+    waiting = TrainingRun.objects.filter(
+        status=RunStatus.QUEUED, enqueued_at__lt=now - queued_for
+    ).values_list("pk", "enqueued_at")
+    sent = 0
+    for run_id, enqueued_at in waiting:
+        note = (
+            f"still queued {now - enqueued_at} after it was sent to the broker (its message "
+            "may have been lost); sending it again"
+        )
+        with transaction.atomic():
+            current = _locked_log(run_id, statuses=(RunStatus.QUEUED,))
+            marked = current is not None and TrainingRun.objects.filter(
+                pk=run_id, status=RunStatus.QUEUED, enqueued_at=enqueued_at
+            ).update(enqueued_at=now, log=log_cap(current + _timestamped(note, now)))
+        if not marked:  # claimed, cancelled or sent by another reaper meanwhile
+            continue
+        try:
+            _send(run_id)
+        except Exception:
+            logger.warning("could not send queued training run %s again", run_id, exc_info=True)
+            continue
+        logger.warning("training run %s: %s", run_id, note)
+        sent += 1
+    return sent

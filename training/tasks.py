@@ -2,20 +2,61 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from celery import shared_task
+from celery.exceptions import WorkerLostError
+from celery.worker.request import Request
 from django.conf import settings
+from django.db import connection
 
-from training.runner import training_run_execute
-from training.services import training_run_scheduled, training_runs_reap
+from training.runner import default_worker_name, training_run_execute
+from training.services import (
+    training_run_scheduled,
+    training_run_worker_lost,
+    training_runs_reap,
+    training_runs_requeue,
+)
+
+logger = logging.getLogger(__name__)
 
 
-@shared_task(queue="training", acks_late=True, ignore_result=True)
+class RunTrainingRequest(Request):
+    """A ``run_training`` delivery as the worker's main process sees it.
+
+    When the pool process running it dies (SIGKILL, the OOM killer), Celery acknowledges
+    the message and reports ``WorkerLostError`` here, and nothing else would touch the
+    run until the reaper, up to ``RECSITE_RUN_STALE_AFTER_SECONDS`` later: failing it
+    here frees the slot at once."""
+
+    def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        exc = getattr(exc_info.exception, "exc", exc_info.exception)  # ExceptionWithTraceback
+        # SystemExit / KeyboardInterrupt: billiard's report of a process that exited.
+        lost = isinstance(exc, WorkerLostError | SystemExit | KeyboardInterrupt)
+        run_id = self.args[0] if self.args else self.kwargs.get("run_id")
+        if not lost or run_id is None or not self.worker_pid:
+            return
+        worker = default_worker_name(self.worker_pid)
+        try:
+            training_run_worker_lost(
+                run_id=run_id,
+                worker=worker,
+                error=f"worker lost: pool process {worker} ended with {type(exc).__name__}: {exc}",
+            )
+        except Exception:  # the reaper remains the fallback; never break the worker loop
+            logger.exception("could not fail training run %s after losing %s", run_id, worker)
+        finally:
+            connection.close()  # the main process keeps no connection the next fork inherits
+
+
+@shared_task(queue="training", acks_late=True, ignore_result=True, Request=RunTrainingRequest)
 def run_training(run_id: int) -> None:
     """Train one queued run. acks_late: a worker that dies mid-run leaves the message to
     be redelivered, and the claim in ``training_run_execute`` makes that redelivery a
-    no-op for a run that already started (the reaper fails it)."""
+    no-op for a run that already started (the reaper fails it). A pool process killed
+    while its main process lives is handled at once by ``RunTrainingRequest``."""
     training_run_execute(run_id=run_id)
 
 
@@ -27,5 +68,7 @@ def run_scheduled_training(recommender_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def reap_stale_runs() -> None:
-    """Fail running runs whose worker stopped heart-beating."""
+    """Fail running runs whose worker stopped heart-beating, and send again queued runs
+    whose message the broker may have lost."""
     training_runs_reap(stale_after=timedelta(seconds=settings.RECSITE_RUN_STALE_AFTER_SECONDS))
+    training_runs_requeue(queued_for=timedelta(seconds=settings.RECSITE_RUN_REQUEUE_AFTER_SECONDS))

@@ -15,6 +15,7 @@ from training.exceptions import (
     InvalidTrainingOptions,
     TrainingAlreadyRunning,
     TrainingRunNotCancellable,
+    TrainingRunNotQueued,
     TrainingRunNotRunning,
 )
 from training.models import LOG_MAX_CHARS, RunStatus, TrainingRun, Trigger
@@ -69,7 +70,7 @@ def test_create_without_enqueue_sends_nothing(django_capture_on_commit_callbacks
     assert callbacks == []
 
 
-def test_a_run_that_cannot_be_enqueued_fails_and_frees_the_slot(
+def test_a_run_that_cannot_be_enqueued_fails_frees_the_slot_and_raises_a_503(
     monkeypatch, django_capture_on_commit_callbacks
 ):
     from training import services
@@ -79,9 +80,12 @@ def test_a_run_that_cannot_be_enqueued_fails_and_frees_the_slot(
 
     monkeypatch.setattr(services.celery_app, "send_task", broker_down)
     recommender = RecommenderFactory()
-    with django_capture_on_commit_callbacks(execute=True):
-        run = training_run_create(recommender=recommender, trigger=Trigger.ADMIN)
+    with pytest.raises(TrainingRunNotQueued) as exc:
+        with django_capture_on_commit_callbacks(execute=True):
+            run = training_run_create(recommender=recommender, trigger=Trigger.ADMIN)
 
+    assert (exc.value.status, exc.value.code) == (503, "broker_unavailable")
+    assert exc.value.detail == {"run_id": run.pk}
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
     assert "broker unreachable" in run.error
