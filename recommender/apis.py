@@ -21,7 +21,7 @@ from recommender.serializers import (
 )
 from recommender.services import event_batch_ingest, item_batch_upsert
 from recommender.serving import recommendations_get, similar_items_get
-from recsite.pagination import BoundedLimitOffsetPagination
+from recsite.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
 
 
 def _batch(request, key: str, limit: int) -> list:
@@ -141,8 +141,11 @@ class ModelVersionListApi(APIView):
     permission_classes = [HasScope(Scope.TRAINING_WRITE, Scope.RECOMMENDATIONS_READ)]
 
     @extend_schema(
-        parameters=[RECOMMENDER_PARAMETER],
-        responses={200: ModelVersionOutput(many=True), 404: ErrorSerializer},
+        parameters=[RECOMMENDER_PARAMETER, *PAGE_PARAMETERS],
+        responses={
+            200: paginated(ModelVersionOutput, "ModelVersionPage"),
+            404: ErrorSerializer,
+        },
         summary="A recommender's model versions, newest first",
     )
     def get(self, request):

@@ -198,6 +198,8 @@ def _categories(value: Any) -> list[str]:
             raise _Invalid("must be a list of non-empty strings")
         if len(entry) > MAX_CATEGORY_LENGTH:
             raise _Invalid(f"entries must be at most {MAX_CATEGORY_LENGTH} characters")
+        if "\x00" in entry:
+            raise _Invalid("entries must not contain NUL characters")
         name = entry.strip()
         if name not in cleaned:
             cleaned.append(name)

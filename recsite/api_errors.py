@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
@@ -15,7 +17,7 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from recommender.exceptions import RecsiteError
+from recommender.exceptions import RecsiteError, RequestBodyTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,10 @@ def _drf_code(exc: drf.APIException) -> str:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        # DRF reads JSON through ``request.body``, so Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+        # (= RECSITE_MAX_BODY_BYTES) refuses an oversized body before our parser sees it.
+        exc = RequestBodyTooLarge(max_bytes=settings.RECSITE_MAX_BODY_BYTES)
     if isinstance(exc, RecsiteError):
         return Response(error_body(exc.code, exc.message, exc.detail), status=exc.status)
     if isinstance(exc, DjangoValidationError):

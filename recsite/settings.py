@@ -156,6 +156,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A running run writes a heartbeat on every progress report (each phase step, each
 # epoch); the reaper fails runs silent for longer than this and frees their slot.
 RECSITE_RUN_STALE_AFTER_SECONDS = env_int("RECSITE_RUN_STALE_AFTER_SECONDS", 600)
+# The reaper also sends again a run still queued this long after it was sent: Redis
+# without persistence loses queued messages when it restarts (a run only waiting for a
+# busy worker gets a redundant message, which its claim makes a no-op).
+RECSITE_RUN_REQUEUE_AFTER_SECONDS = env_int("RECSITE_RUN_REQUEUE_AFTER_SECONDS", 600)
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-training-runs": {
         "task": "training.tasks.reap_stale_runs",
@@ -212,6 +216,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "recsite.openapi.add_error_responses",
+    ],
 }
 
 API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
@@ -268,8 +276,10 @@ if not DEBUG:
     if env_bool("RECSITE_BEHIND_TLS_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
         SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+        # Load balancers probe over plain HTTP and expect the answer, not a redirect.
+        SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
         SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
         SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-        SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+        SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from rest_framework.test import APIClient
@@ -15,6 +16,23 @@ from rest_framework.test import APIClient
 from recommender.models import Scope
 from recommender.services import api_key_create
 from tests.processes import Server, Worker, free_port
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config, specs) -> None:
+    """Under ``pytest -n N`` each xdist worker gets its own Redis database: the configured
+    one for the first, the ones below it for the others (15, 14, ... for the default
+    ``/15``), set in the worker's environment before it loads the settings. Sharing one,
+    a Celery worker started by a test would take the messages of a test running in
+    another xdist worker, and a ``cache.clear()`` (FLUSHDB) in one would drop the other's
+    queued messages."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    for index, spec in enumerate(specs):
+        spec.env["REDIS_URL"] = urlunsplit(parts._replace(path=f"/{(base - index) % 16}"))
 
 
 @pytest.fixture(autouse=True)
