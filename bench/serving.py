@@ -78,7 +78,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--port", type=int, default=8797)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--threads", type=int, default=4, help="threads per gunicorn worker (the default)"
+    )
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--client-threads", type=int, default=4, help="threads per client")
     parser.add_argument("--seconds", type=float, default=10.0, help="per measured round")

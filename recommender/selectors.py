@@ -9,7 +9,7 @@ from django.db.models import Count, Max, Min
 from django.db.models.functions import TruncDate
 
 from recommender.exceptions import ModelVersionNotFound, RecommenderNotFound
-from recommender.models import Event, Item, ModelVersion, PromotionEvent, Recommender, VersionStatus
+from recommender.models import Event, ModelVersion, PromotionEvent, Recommender, VersionStatus
 
 
 def recommender_get(*, name: str) -> Recommender:
@@ -55,10 +55,11 @@ def rollback_target_get(*, recommender: Recommender) -> ModelVersion | None:
     return event.from_version if event else None
 
 
-def user_recent_item_ids(*, user_id: str, limit: int) -> list[str]:
-    """External ids of the items in the user's ``limit`` most recent events: one query on
-    the (user, -timestamp) index. Serving filters them out, which covers events that
-    arrived after the model was trained.
+def user_recent_item_pks(*, user_id: str, limit: int) -> list[int]:
+    """Primary keys of the items in the user's ``limit`` most recent events: one query on
+    the (user, -timestamp) index, no join (serving maps the keys to its items itself).
+    Serving filters them out, which covers events that arrived after the model was
+    trained.
 
     Plain SQL because it runs on every recommendation request: building the same query
     through the ORM costs more than PostgreSQL takes to answer it."""
@@ -68,9 +69,8 @@ def user_recent_item_ids(*, user_id: str, limit: int) -> list[str]:
 
 
 _RECENT_ITEMS_SQL = (
-    f"SELECT i.external_id FROM {Event._meta.db_table} e "
-    f"JOIN {Item._meta.db_table} i ON i.id = e.item_id "
-    "WHERE e.user_external_id = %s ORDER BY e.timestamp DESC LIMIT %s"
+    f"SELECT item_id FROM {Event._meta.db_table} "
+    "WHERE user_external_id = %s ORDER BY timestamp DESC LIMIT %s"
 )
 
 

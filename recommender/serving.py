@@ -46,7 +46,7 @@ from recommender.artifacts import ArtifactError, LoadedArtifact, load_artifact
 from recommender.exceptions import ItemNotFound, NoModel, RecsiteError
 from recommender.models import Event, Item, ModelVersion, Recommender, VersionStatus
 from recommender.scoring import FactorBlock, IdIndex, Page
-from recommender.selectors import recommender_get, user_recent_item_ids
+from recommender.selectors import recommender_get, user_recent_item_pks
 from recommender.services.registry import local_artifact_path
 from recommender.serving_signal import active_version_key
 from recsite import metrics
@@ -108,6 +108,7 @@ class Catalog:
     """The whole catalog as columns, read once per refresh that needs it."""
 
     ids: np.ndarray
+    pks: np.ndarray
     active: np.ndarray
     titles: list[str]
     categories: list[tuple[str, ...]]  # equal tuples are one object (few distinct ones)
@@ -116,17 +117,20 @@ class Catalog:
     @classmethod
     def read(cls, stamp: tuple[Any, int]) -> Catalog:
         ids: list[str] = []
+        pks: list[int] = []
         active: list[bool] = []
         titles: list[str] = []
         categories: list[tuple[str, ...]] = []
-        rows = Item.objects.values_list("external_id", "active", "title", "categories")
-        for external_id, is_active, title, cats in rows.iterator(chunk_size=20_000):
+        rows = Item.objects.values_list("external_id", "pk", "active", "title", "categories")
+        for external_id, pk, is_active, title, cats in rows.iterator(chunk_size=20_000):
             ids.append(external_id)
+            pks.append(pk)
             active.append(bool(is_active))
             titles.append(title)
             categories.append(_categories(cats))
         return cls(
             np.asarray(ids, dtype=np.str_),
+            np.asarray(pks, dtype=np.int64),
             np.asarray(active, dtype=bool),
             titles,
             categories,
@@ -247,9 +251,21 @@ class ItemUniverse:
     # catalog) so a request needs no query for them.
     titles: list[str]
     item_categories: list[tuple[str, ...]]
+    # Item primary key -> position, for the user's recent events (which name items by
+    # key): the keys sorted, and each one's position.
+    pks_sorted: np.ndarray
+    pk_positions: np.ndarray
 
     def __len__(self) -> int:
         return int(self.head_ids.size + self.tail_ids.size)
+
+    def positions_of_pks(self, pks: list[int]) -> np.ndarray:
+        """The position of each item key; -1 for items this universe does not hold."""
+        if not pks or self.pks_sorted.size == 0:
+            return _EMPTY
+        query = np.asarray(pks, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.pks_sorted, query), self.pks_sorted.size - 1)
+        return np.where(self.pks_sorted[at] == query, self.pk_positions[at], -1)
 
     def positions(self, ids: list[str]) -> np.ndarray:
         found = self.head_index.positions(ids)
@@ -261,7 +277,11 @@ class ItemUniverse:
 
     def ids_at(self, positions: np.ndarray) -> list[str]:
         n = self.head_ids.size
-        return [str(self.head_ids[p] if p < n else self.tail_ids[p - n]) for p in positions]
+        # np.asarray: indexing the memory-mapped array itself builds a memmap per element.
+        head = np.asarray(self.head_ids)
+        if positions.size == 0 or positions.max() < n:
+            return head[positions].tolist()
+        return [str(head[p]) if p < n else str(self.tail_ids[p - n]) for p in positions]
 
 
 @dataclass(frozen=True)
@@ -293,14 +313,14 @@ class ServingState:
         self,
         *,
         user_id: str,
-        seen: list[str],
+        seen: list[int],
         exclude: list[str],
         category: str | None,
         offset: int,
         limit: int,
     ) -> Ranking:
-        """The user's page: model scores (or popularity), minus seen, excluded and blocked
-        items, within ``category`` when given."""
+        """The user's page: model scores (or popularity), minus seen (item keys),
+        excluded (item ids) and blocked items, within ``category`` when given."""
         model = self.model
         user = model.users.position(user_id) if model else None
         if model is None:
@@ -315,8 +335,10 @@ class ServingState:
             scoring.mask(scores, model.seen(user))
             fallback = None
         scoring.mask(scores, self.universe.blocked)
-        if seen or exclude:
-            scoring.mask(scores, self.universe.positions(seen + exclude))
+        if seen:
+            scoring.mask(scores, self.universe.positions_of_pks(seen))
+        if exclude:
+            scoring.mask(scores, self.universe.positions(exclude))
         if category is not None:
             scores = scoring.restrict(scores, self.universe.categories.get(category, _EMPTY))
         page = scoring.rank_page(scores, offset=offset, limit=limit)
@@ -384,6 +406,7 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
         for name in catalog.categories[row]:
             members.setdefault(name, []).append(position)
 
+    rows = np.concatenate([head_rows, np.asarray(tail_rows, dtype=np.int64)])
     universe = ItemUniverse(
         head_ids=item_ids,
         head_index=model.items,
@@ -393,6 +416,7 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
         categories={name: np.asarray(p, dtype=np.int64) for name, p in members.items()},
         titles=titles,
         item_categories=item_categories,
+        **_pk_index(catalog.pks, rows),
     )
     blocks = ((arrays["item_embeddings"], arrays["item_biases"]), tail)
     return ServingState(
@@ -408,6 +432,15 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
     )
 
 
+def _pk_index(pks: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """``ItemUniverse``'s key index: ``rows[position]`` is the row of ``pks`` (-1: none)
+    the item at ``position`` comes from."""
+    held = rows >= 0
+    keys = pks[rows[held]]
+    order = np.argsort(keys, kind="stable")
+    return {"pks_sorted": keys[order], "pk_positions": np.flatnonzero(held)[order]}
+
+
 def popularity_state_build(recommender: str, catalog_stamp: tuple[Any, int]) -> ServingState | None:
     """No model loaded: active items ranked by their number of events (one aggregate
     query). None when there are no events at all."""
@@ -415,15 +448,17 @@ def popularity_state_build(recommender: str, catalog_stamp: tuple[Any, int]) -> 
         Item.objects.filter(active=True)
         .annotate(n=Count("events"))
         .filter(n__gt=0)
-        .values_list("external_id", "n", "title", "categories")
+        .values_list("external_id", "pk", "n", "title", "categories")
     )
     ids: list[str] = []
+    pks: list[int] = []
     counts: list[float] = []
     titles: list[str] = []
     item_categories: list[tuple[str, ...]] = []
     members: dict[str, list[int]] = {}
-    for position, (external_id, n, title, cats) in enumerate(rows.iterator(chunk_size=20_000)):
+    for position, (external_id, pk, n, title, cats) in enumerate(rows.iterator(chunk_size=20_000)):
         ids.append(external_id)
+        pks.append(pk)
         counts.append(float(n))
         titles.append(title)
         item_categories.append(_categories(cats))
@@ -442,6 +477,7 @@ def popularity_state_build(recommender: str, catalog_stamp: tuple[Any, int]) -> 
         categories={name: np.asarray(p, dtype=np.int64) for name, p in members.items()},
         titles=titles,
         item_categories=item_categories,
+        **_pk_index(np.asarray(pks, dtype=np.int64), np.arange(len(pks), dtype=np.int64)),
     )
     return ServingState(
         recommender=recommender,
@@ -782,13 +818,18 @@ def _items(state: ServingState, ranking: Ranking, first_rank: int) -> list[dict[
     return [
         {
             "item_id": item_id,
-            "score": round(float(score), 6),
+            "score": score,
             "rank": rank,
             "title": universe.titles[position],
             "categories": list(universe.item_categories[position]),
         }
         for rank, (item_id, position, score) in enumerate(
-            zip(ranking.ids, ranking.page.indices.tolist(), ranking.page.scores, strict=True),
+            zip(
+                ranking.ids,
+                ranking.page.indices.tolist(),
+                np.round(ranking.page.scores.astype(np.float64), 6).tolist(),
+                strict=True,
+            ),
             start=first_rank,
         )
     ]
@@ -806,7 +847,7 @@ def recommendations_get(
     """A page of recommendations with one query: the user's recent events. The model,
     the catalog filters and the items' titles are in the state."""
     state = _state_or_raise(recommender)
-    seen = user_recent_item_ids(user_id=user_id, limit=settings.RECSITE_SEEN_EVENTS_MAX)
+    seen = user_recent_item_pks(user_id=user_id, limit=settings.RECSITE_SEEN_EVENTS_MAX)
     ranking = state.rank(
         user_id=user_id, seen=seen, exclude=exclude, category=category, offset=offset, limit=limit
     )

@@ -26,7 +26,10 @@ def _int(name: str, default: int) -> int:
 
 bind = os.environ.get("GUNICORN_BIND", "").strip() or "127.0.0.1:8000"
 workers = _int("GUNICORN_WORKERS", 2 * (os.cpu_count() or 1))
-threads = _int("GUNICORN_THREADS", 2)
+# Four threads: a recommendation request waits on PostgreSQL (recent events) and now and
+# then Redis (throttle lease) for about as long as it computes, and numpy's scoring
+# releases the GIL; with two threads a worker sat idle during those waits (BENCHMARKS.md).
+threads = _int("GUNICORN_THREADS", 4)
 # Long enough for a worker to load the active models when it starts (a multi-GB model
 # takes seconds to checksum); requests themselves take milliseconds.
 timeout = _int("GUNICORN_TIMEOUT", 60)

@@ -46,6 +46,16 @@ def serving_registry_reset():
     registry.reset()
 
 
+@pytest.fixture(autouse=True)
+def api_key_cache_reset():
+    """No test authenticates with a key another test validated (and then deleted)."""
+    from recommender.auth import key_cache
+
+    key_cache.clear()
+    yield
+    key_cache.clear()
+
+
 @pytest.fixture
 def make_api_client(db):
     """``make_api_client(*scopes)`` -> an APIClient sending a fresh key with those scopes."""
