@@ -137,7 +137,12 @@ def versions(postgres, settings, tmp_path) -> list[ModelVersion]:
 
 def test_swaps_under_load_lose_no_request_and_reach_every_worker_quickly(versions, start_server):
     _, key = api_key_create(name="load", scopes=[Scope.RECOMMENDATIONS_READ])
-    server = start_server(GUNICORN_WORKERS=str(WORKERS), GUNICORN_THREADS="2")
+    # The production thread count; no throttle (one key sends well over 1,000 req/s).
+    server = start_server(
+        GUNICORN_WORKERS=str(WORKERS),
+        GUNICORN_THREADS="4",
+        RECSITE_API_THROTTLE_RATE="1000000/s",
+    )
     server.wait_ready()
     pids = server.worker_pids(WORKERS)
     for n in range(40):  # warm both workers up (imports, connections), outside the windows
