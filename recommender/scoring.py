@@ -111,13 +111,24 @@ def category_factors(
     row holds only those categories, so a new item ranks where a trained item with the
     same categories and no interactions of its own would. Every entry of
     ``feature_rows`` must be non-empty."""
-    dim = int(feature_embeddings.shape[1])
-    if not feature_rows:
-        return np.zeros((0, dim), np.float32), np.zeros(0, np.float32)
     counts = np.fromiter((len(rows) for rows in feature_rows), dtype=np.int64)
+    flat = np.fromiter((r for rows in feature_rows for r in rows), dtype=np.int64)
+    return category_factors_flat(feature_embeddings, feature_biases, flat, counts)
+
+
+def category_factors_flat(
+    feature_embeddings: np.ndarray,
+    feature_biases: np.ndarray,
+    flat: np.ndarray,
+    counts: np.ndarray,
+) -> FactorBlock:
+    """:func:`category_factors` with the rows given as one array: item ``i``'s feature
+    rows are the next ``counts[i]`` entries of ``flat``."""
+    dim = int(feature_embeddings.shape[1])
+    if counts.size == 0:
+        return np.zeros((0, dim), np.float32), np.zeros(0, np.float32)
     if (counts == 0).any():
         raise ValueError("every new item needs at least one known category")
-    flat = np.fromiter((r for rows in feature_rows for r in rows), dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     embeddings = np.add.reduceat(np.asarray(feature_embeddings[flat], np.float32), starts)
     biases = np.add.reduceat(np.asarray(feature_biases[flat], np.float32), starts)

@@ -141,13 +141,39 @@ class Catalog:
     def index(self) -> IdIndex:
         return IdIndex(self.ids)
 
+    @cached_property
+    def rows_by_category(self) -> dict[str, np.ndarray]:
+        return _rows_by_category(self.categories)
+
+    @cached_property
+    def category_matrix(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Every row's categories as CSR over a vocabulary: ``(names, indptr, indices)``,
+        row ``r``'s being ``names[indices[indptr[r]:indptr[r + 1]]]``."""
+        vocabulary: dict[str, int] = {}
+        indices = [
+            vocabulary.setdefault(name, len(vocabulary)) for c in self.categories for name in c
+        ]
+        indptr = np.zeros(len(self.categories) + 1, dtype=np.int64)
+        np.cumsum([len(c) for c in self.categories], out=indptr[1:])
+        return list(vocabulary), indptr, np.asarray(indices, dtype=np.int64)
+
+
+def _rows_by_category(categories: list[tuple[str, ...]]) -> dict[str, np.ndarray]:
+    """Category -> the (ascending) rows holding it: built once per catalog read, so a
+    model swap maps it to positions with numpy instead of looping over every item."""
+    rows: dict[str, list[int]] = {}
+    for row, names in enumerate(categories):
+        for name in names:
+            rows.setdefault(name, []).append(row)
+    return {name: np.asarray(r, dtype=np.int64) for name, r in rows.items()}
+
 
 _CATEGORY_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 def _categories(raw: Any) -> tuple[str, ...]:
     """An item's categories as a shared tuple: 100k items hold a few hundred objects."""
-    value = tuple(str(c) for c in raw) if isinstance(raw, list) else ()
+    value = tuple(dict.fromkeys(str(c) for c in raw)) if isinstance(raw, list) else ()
     return _CATEGORY_TUPLES.setdefault(value, value)
 
 
@@ -247,10 +273,12 @@ class ItemUniverse:
     tail_index: IdIndex
     blocked: np.ndarray  # positions never returned: inactive or deleted items
     categories: dict[str, np.ndarray]  # category -> positions
-    # Title and categories by position, for the response: kept here (refreshed with the
-    # catalog) so a request needs no query for them.
-    titles: list[str]
-    item_categories: list[tuple[str, ...]]
+    # Title and categories by position, for the response, so a request needs no query
+    # for them: ``rows[position]`` is the item's row in the source lists (the catalog's,
+    # shared by every state built from it), -1 for a model item no longer in it.
+    rows: np.ndarray
+    source_titles: list[str]
+    source_categories: list[tuple[str, ...]]
     # Item primary key -> position, for the user's recent events (which name items by
     # key): the keys sorted, and each one's position.
     pks_sorted: np.ndarray
@@ -258,6 +286,14 @@ class ItemUniverse:
 
     def __len__(self) -> int:
         return int(self.head_ids.size + self.tail_ids.size)
+
+    def title(self, position: int) -> str:
+        row = int(self.rows[position])
+        return self.source_titles[row] if row >= 0 else ""
+
+    def categories_of(self, position: int) -> tuple[str, ...]:
+        row = int(self.rows[position])
+        return self.source_categories[row] if row >= 0 else ()
 
     def positions_of_pks(self, pks: list[int]) -> np.ndarray:
         """The position of each item key; -1 for items this universe does not hold."""
@@ -379,44 +415,34 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
     head_ok[head_ok] = catalog.active[head_rows[head_ok]]
     in_model = model.items.positions(catalog.ids) >= 0
 
-    tail_rows: list[int] = []
-    tail_features: list[list[int]] = []
-    for row in np.flatnonzero(~in_model & catalog.active):
-        known = [
-            model.category_rows[c] for c in catalog.categories[row] if c in model.category_rows
-        ]
-        if known:
-            tail_rows.append(int(row))
-            tail_features.append(sorted(set(known)))
-    tail = scoring.category_factors(
-        arrays["item_feature_embeddings"], arrays["item_feature_biases"], tail_features
+    # Catalog items the model has not seen, active, with at least one category it knows:
+    # scored through the mean of those categories' factors.
+    names, indptr, indices = catalog.category_matrix
+    feature_of_name = np.asarray([model.category_rows.get(n, -1) for n in names], np.int64)
+    features = feature_of_name[indices] if indices.size else indices
+    row_of_entry = np.repeat(np.arange(len(catalog.ids)), np.diff(indptr))
+    known = features >= 0
+    known_per_row = np.bincount(row_of_entry[known], minlength=len(catalog.ids))
+    is_tail = ~in_model & catalog.active & (known_per_row > 0)
+    tail_rows = np.flatnonzero(is_tail)
+    tail = scoring.category_factors_flat(
+        arrays["item_feature_embeddings"],
+        arrays["item_feature_biases"],
+        features[known & is_tail[row_of_entry]],
+        known_per_row[tail_rows],
     )
-    tail_ids = catalog.ids[tail_rows] if tail_rows else np.zeros(0, dtype=np.str_)
+    tail_ids = catalog.ids[tail_rows]
 
-    members: dict[str, list[int]] = {}
-    titles: list[str] = []
-    item_categories: list[tuple[str, ...]] = []
-    for position, row in enumerate(head_rows.tolist() + tail_rows):
-        if row < 0:  # a model item deleted from the catalog (blocked)
-            titles.append("")
-            item_categories.append(())
-            continue
-        titles.append(catalog.titles[row])
-        item_categories.append(catalog.categories[row])
-        for name in catalog.categories[row]:
-            members.setdefault(name, []).append(position)
-
-    rows = np.concatenate([head_rows, np.asarray(tail_rows, dtype=np.int64)])
+    rows = np.concatenate([head_rows, tail_rows])
     universe = ItemUniverse(
         head_ids=item_ids,
         head_index=model.items,
         tail_ids=tail_ids,
         tail_index=IdIndex(tail_ids),
         blocked=np.flatnonzero(~head_ok).astype(np.int64),
-        categories={name: np.asarray(p, dtype=np.int64) for name, p in members.items()},
-        titles=titles,
-        item_categories=item_categories,
-        **_pk_index(catalog.pks, rows),
+        **_row_columns(
+            rows, catalog.pks, catalog.titles, catalog.categories, catalog.rows_by_category
+        ),
     )
     blocks = ((arrays["item_embeddings"], arrays["item_biases"]), tail)
     return ServingState(
@@ -432,13 +458,35 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
     )
 
 
-def _pk_index(pks: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """``ItemUniverse``'s key index: ``rows[position]`` is the row of ``pks`` (-1: none)
-    the item at ``position`` comes from."""
+def _row_columns(
+    rows: np.ndarray,
+    pks: np.ndarray,
+    titles: list[str],
+    categories: list[tuple[str, ...]],
+    rows_by_category: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """``ItemUniverse``'s fields that come from the source rows: ``rows[position]`` is the
+    row (-1: none) the item at ``position`` comes from. All numpy: no loop over items."""
     held = rows >= 0
+    positions = np.flatnonzero(held)
+    position_of_row = np.full(len(titles), -1, dtype=np.int64)
+    position_of_row[rows[held]] = positions
+    by_category = {}
+    for name, category_rows in rows_by_category.items():
+        found = position_of_row[category_rows]
+        found = np.sort(found[found >= 0])
+        if found.size:
+            by_category[name] = found
     keys = pks[rows[held]]
     order = np.argsort(keys, kind="stable")
-    return {"pks_sorted": keys[order], "pk_positions": np.flatnonzero(held)[order]}
+    return {
+        "categories": by_category,
+        "rows": rows,
+        "source_titles": titles,
+        "source_categories": categories,
+        "pks_sorted": keys[order],
+        "pk_positions": positions[order],
+    }
 
 
 def popularity_state_build(recommender: str, catalog_stamp: tuple[Any, int]) -> ServingState | None:
@@ -455,15 +503,12 @@ def popularity_state_build(recommender: str, catalog_stamp: tuple[Any, int]) -> 
     counts: list[float] = []
     titles: list[str] = []
     item_categories: list[tuple[str, ...]] = []
-    members: dict[str, list[int]] = {}
-    for position, (external_id, pk, n, title, cats) in enumerate(rows.iterator(chunk_size=20_000)):
+    for external_id, pk, n, title, cats in rows.iterator(chunk_size=20_000):
         ids.append(external_id)
         pks.append(pk)
         counts.append(float(n))
         titles.append(title)
         item_categories.append(_categories(cats))
-        for name in item_categories[-1]:
-            members.setdefault(name, []).append(position)
     if not ids:
         return None
     head_ids = np.asarray(ids, dtype=np.str_)
@@ -474,10 +519,13 @@ def popularity_state_build(recommender: str, catalog_stamp: tuple[Any, int]) -> 
         tail_ids=empty_ids,
         tail_index=IdIndex(empty_ids),
         blocked=_EMPTY,
-        categories={name: np.asarray(p, dtype=np.int64) for name, p in members.items()},
-        titles=titles,
-        item_categories=item_categories,
-        **_pk_index(np.asarray(pks, dtype=np.int64), np.arange(len(pks), dtype=np.int64)),
+        **_row_columns(
+            np.arange(len(ids), dtype=np.int64),
+            np.asarray(pks, dtype=np.int64),
+            titles,
+            item_categories,
+            _rows_by_category(item_categories),
+        ),
     )
     return ServingState(
         recommender=recommender,
@@ -820,8 +868,8 @@ def _items(state: ServingState, ranking: Ranking, first_rank: int) -> list[dict[
             "item_id": item_id,
             "score": score,
             "rank": rank,
-            "title": universe.titles[position],
-            "categories": list(universe.item_categories[position]),
+            "title": universe.title(position),
+            "categories": list(universe.categories_of(position)),
         }
         for rank, (item_id, position, score) in enumerate(
             zip(
