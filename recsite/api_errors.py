@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
+import psycopg2.errors
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -47,12 +49,13 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         return Response(error_body("invalid", "Invalid input.", detail), status=400)
     if isinstance(exc, (OperationalError, InterfaceError)):
-        logger.warning("database unavailable: %s", exc)
-        return Response(
-            error_body("database_unavailable", "The database is unavailable; retry later."),
-            status=503,
-            headers={"Retry-After": "1"},
-        )
+        if _is_write_conflict(exc):
+            logger.warning("concurrent write conflict: %s", exc)
+            code, message = "database_conflict", "A concurrent write conflicted; retry."
+        else:
+            logger.warning("database unavailable: %s", exc)
+            code, message = "database_unavailable", "The database is unavailable; retry later."
+        return Response(error_body(code, message), status=503, headers={"Retry-After": "1"})
     if isinstance(exc, DatabaseError):
         return None  # a real bug: let it surface as a 500 and be logged
     if isinstance(exc, Http404):
@@ -69,6 +72,15 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         message, detail = str(exc.detail), None
     response.data = error_body(_drf_code(exc), message, detail)
     return response
+
+
+def _is_write_conflict(exc: Exception) -> bool:
+    """A deadlock or serialization failure (PostgreSQL) or a busy database (SQLite): the
+    database is up, this transaction lost a race and retrying it will do."""
+    cause = exc.__cause__
+    if isinstance(cause, psycopg2.errors.DeadlockDetected | psycopg2.errors.SerializationFailure):
+        return True
+    return isinstance(cause, sqlite3.OperationalError) and "database is locked" in str(cause)
 
 
 def _is_api(request) -> bool:

@@ -280,10 +280,11 @@ if not DEBUG:
     if env_bool("RECSITE_BEHIND_TLS_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
         SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-        # Load balancers probe over plain HTTP and expect the answer, not a redirect.
-        SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+        # Load balancers probe and Prometheus scrapes over plain HTTP inside the network,
+        # and expect the answer, not a redirect.
+        SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
         SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
         SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-        SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+        SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from celery import shared_task
@@ -25,25 +26,33 @@ logger = logging.getLogger(__name__)
 class RunTrainingRequest(Request):
     """A ``run_training`` delivery as the worker's main process sees it.
 
-    When the pool process running it dies (SIGKILL, the OOM killer), Celery acknowledges
-    the message and reports ``WorkerLostError`` here, and nothing else would touch the
-    run until the reaper, up to ``RECSITE_RUN_STALE_AFTER_SECONDS`` later: failing it
-    here frees the slot at once."""
+    When the pool process running it dies (SIGKILL, the OOM killer) or is killed at the
+    hard time limit, Celery acknowledges the message and reports it here, and nothing
+    else would touch the run until the reaper, up to ``RECSITE_RUN_STALE_AFTER_SECONDS``
+    later: failing it here frees the slot at once."""
 
     def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
         super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
         exc = getattr(exc_info.exception, "exc", exc_info.exception)  # ExceptionWithTraceback
         # SystemExit / KeyboardInterrupt: billiard's report of a process that exited.
-        lost = isinstance(exc, WorkerLostError | SystemExit | KeyboardInterrupt)
+        if isinstance(exc, WorkerLostError | SystemExit | KeyboardInterrupt):
+            self._fail_run(lambda worker: f"pool process {worker} ended with "
+                                          f"{type(exc).__name__}: {exc}")  # fmt: skip
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        super().on_timeout(soft, timeout)
+        if not soft:  # the soft limit is the run's own clean failure (SoftTimeLimitExceeded)
+            self._fail_run(lambda worker: f"pool process {worker} killed at the hard time "
+                                          f"limit ({timeout:g} s)")  # fmt: skip
+
+    def _fail_run(self, describe: Callable[[str], str]) -> None:
         run_id = self.args[0] if self.args else self.kwargs.get("run_id")
-        if not lost or run_id is None or not self.worker_pid:
+        if run_id is None or not self.worker_pid:
             return
         worker = default_worker_name(self.worker_pid)
         try:
             training_run_worker_lost(
-                run_id=run_id,
-                worker=worker,
-                error=f"worker lost: pool process {worker} ended with {type(exc).__name__}: {exc}",
+                run_id=run_id, worker=worker, error=f"worker lost: {describe(worker)}"
             )
         except Exception:  # the reaper remains the fallback; never break the worker loop
             logger.exception("could not fail training run %s after losing %s", run_id, worker)
@@ -55,8 +64,9 @@ class RunTrainingRequest(Request):
 def run_training(run_id: int) -> None:
     """Train one queued run. acks_late: a worker that dies mid-run leaves the message to
     be redelivered, and the claim in ``training_run_execute`` makes that redelivery a
-    no-op for a run that already started (the reaper fails it). A pool process killed
-    while its main process lives is handled at once by ``RunTrainingRequest``."""
+    no-op for a run that already started (the reaper fails it). A pool process killed,
+    or stopped at the hard time limit, while its main process lives is handled at once
+    by ``RunTrainingRequest``."""
     training_run_execute(run_id=run_id)
 
 

@@ -108,9 +108,7 @@ def test_a_small_rate_is_exact_with_redis(api, redis_throttle, throttle_rate):
     assert counter(redis_throttle, ApiKey.objects.get()) == 4  # the 5th never asked Redis
 
 
-def test_a_large_rate_takes_leases_and_refuses_past_the_rate(
-    api, redis_throttle, throttle_rate
-):
+def test_a_large_rate_takes_leases_and_refuses_past_the_rate(api, redis_throttle, throttle_rate):
     throttle_rate("1000/min")  # leases of 10
     key = ApiKey.objects.get()
     for _ in range(15):

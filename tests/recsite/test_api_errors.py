@@ -1,5 +1,8 @@
 """The one error handler maps every kind of error to the same body."""
 
+import sqlite3
+
+import psycopg2.errors
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import OperationalError
@@ -27,6 +30,31 @@ def test_errors_map_to_status_and_code(exc, status, code):
     assert response.status_code == status
     assert response.data["error"]["code"] == code
     assert set(response.data["error"]) == {"code", "message", "detail"}
+
+
+def caused_by(cause: Exception) -> OperationalError:
+    """A Django database error wrapping the driver's, as Django raises it."""
+    try:
+        raise OperationalError(str(cause)) from cause
+    except OperationalError as exc:
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("cause", "code"),
+    [
+        (psycopg2.errors.DeadlockDetected("deadlock detected"), "database_conflict"),
+        (psycopg2.errors.SerializationFailure("could not serialize"), "database_conflict"),
+        (sqlite3.OperationalError("database is locked"), "database_conflict"),
+        (psycopg2.OperationalError("server closed the connection"), "database_unavailable"),
+        (sqlite3.OperationalError("unable to open database file"), "database_unavailable"),
+    ],
+)
+def test_a_lost_write_race_is_told_apart_from_a_database_outage(cause, code):
+    response = exception_handler(caused_by(cause), {})
+    assert response.status_code == 503
+    assert response.data["error"]["code"] == code
+    assert response["Retry-After"] == "1"
 
 
 def test_domain_error_detail_is_kept():

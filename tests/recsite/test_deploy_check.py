@@ -83,14 +83,14 @@ django.setup()
 from django.test import Client
 host = "recsite.example.com"
 http, https = Client(HTTP_HOST=host), Client(HTTP_HOST=host, HTTP_X_FORWARDED_PROTO="https")
-for path in ("/healthz", "/readyz", "/api/v1/models/active", "/admin/login/"):
+for path in ("/healthz", "/readyz", "/metrics", "/api/v1/models/active", "/admin/login/"):
     plain, secure = http.get(path), https.get(path)
     print(path, plain.status_code, plain.get("Location", "-"), secure.status_code,
           secure.get("Strict-Transport-Security", "-"), sep="|")
 """
 
 
-def test_plain_http_is_redirected_except_the_load_balancer_probes(tmp_path):
+def test_plain_http_is_redirected_except_the_probes_and_the_metrics_scrape(tmp_path):
     env = {**production_env(tmp_path), "DJANGO_SETTINGS_MODULE": "recsite.settings"}
     result = run(["-c", PROBE], env)
     assert result.returncode == 0, result.stderr
@@ -98,6 +98,7 @@ def test_plain_http_is_redirected_except_the_load_balancer_probes(tmp_path):
     assert answers["/healthz"][:2] == ["200", "-"]
     assert answers["/readyz"][0] in ("200", "503")  # the database is unreachable here
     assert answers["/readyz"][1] == "-"
+    assert answers["/metrics"][:2] == ["200", "-"]
     for path in ("/api/v1/models/active", "/admin/login/"):
         status, location, secure_status, hsts = answers[path]
         assert (status, location) == ("301", f"https://recsite.example.com{path}")

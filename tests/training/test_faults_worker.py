@@ -245,6 +245,27 @@ def test_a_worker_killed_mid_fit_fails_its_run_and_nothing_trains_twice(
 
 
 @pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_run_killed_at_the_hard_time_limit_fails_at_once(
+    recommender, start_worker, make_api_client
+):
+    """The hard limit (here 4 s, see ``short_time_limit_settings``) kills the pool
+    process: the worker's main process fails the run at once, without waiting for the
+    reaper (no beat runs here, and runs go stale only after 600 s)."""
+    worker = start_worker(DJANGO_SETTINGS_MODULE="tests.training.short_time_limit_settings")
+    client = make_api_client(Scope.TRAINING_WRITE)
+    doomed = post_run(client, overrides={"epochs": 400})
+    wait_run(doomed, lambda r: r.status == RunStatus.RUNNING, [worker])
+    started = time.monotonic()
+    run = wait_run(doomed, finished, [worker], timeout=60)
+    print(f"failed {time.monotonic() - started:.2f} s after it started running: {run.error}")
+    assert run.status == RunStatus.FAILED, run.status
+    assert run.error.startswith("worker lost") and "hard time limit (4 s)" in run.error
+    assert run.version is None
+    assert client.post("/api/v1/training-runs", {}, format="json").status_code == 202
+
+
+@pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_run_outliving_the_visibility_timeout_is_redelivered_but_trains_once(
