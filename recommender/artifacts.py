@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -385,13 +386,18 @@ def _load_npy(path: Path, entry: Mapping[str, Any], mmap: bool) -> np.ndarray:
 
 
 def load_artifact(
-    path: str | os.PathLike[str], verify: bool = True, mmap: bool = True
+    path: str | os.PathLike[str],
+    verify: bool = True,
+    mmap: bool = True,
+    expected_sha256: str | None = None,
 ) -> LoadedArtifact:
     """Load and check an artifact; raise :class:`ArtifactError` rather than return a bad one.
 
     With ``verify`` every listed file's size and sha256 are checked before anything is
-    loaded (serving does this before a swap). Shapes and dtypes are always checked
-    against the manifest, the format's fixed dtypes and each other.
+    loaded (serving does this before a swap, promote and rollback before they commit).
+    With ``expected_sha256`` (the one recorded on the version) the manifest itself must
+    have that digest. Shapes and dtypes are always checked against the manifest, the
+    format's fixed dtypes and each other.
     """
     root = Path(path)
     manifest, digest = _read_manifest(root)
@@ -416,6 +422,14 @@ def load_artifact(
             _verify_file(resolved[name], record)
     loaded = {key: _load_npy(resolved[e["file"]], e, mmap) for key, e in entries.items()}
     _check_consistency({k: v.shape for k, v in loaded.items()})
+    # Last, so a damaged file is reported as what it is even when the manifest was
+    # rewritten to match it (which this check then catches).
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise ArtifactError(
+            "checksum_mismatch",
+            f"the manifest's sha256 {digest[:12]}... is not the one recorded for the "
+            f"version ({expected_sha256[:12]}...)",
+        )
     return LoadedArtifact(
         path=root,
         sha256=digest,
@@ -440,3 +454,23 @@ def delete_artifact(path: str | os.PathLike[str]) -> bool:
     os.rename(root, doomed / root.name)
     shutil.rmtree(doomed)
     return True
+
+
+def partial_artifacts_sweep(root_dir: str | os.PathLike[str], older_than: float) -> list[Path]:
+    """Remove the hidden working directories (``.<name>.tmp-*``, ``.<name>.deleting-*``)
+    left in ``root_dir`` by a process killed while writing or deleting an artifact, once
+    they are ``older_than`` seconds old (no live writer takes that long). Loaders never
+    see them; this only gives the disk back. Returns what was removed."""
+    root = Path(root_dir)
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - older_than
+    removed = []
+    for entry in root.iterdir():
+        partial = entry.name.startswith(".") and (
+            ".tmp-" in entry.name or ".deleting-" in entry.name
+        )
+        if partial and entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed

@@ -211,13 +211,12 @@ class LoadedModel:
     @classmethod
     def load(cls, version: ActiveVersion) -> LoadedModel:
         """Load, verify and self-test; raise rather than return something unusable."""
-        artifact = load_artifact(local_artifact_path(version.artifact_uri), verify=True, mmap=True)
-        if artifact.sha256 != version.artifact_sha256:
-            raise ArtifactError(
-                "checksum_mismatch",
-                f"the manifest's sha256 {artifact.sha256[:12]}... is not the one recorded "
-                f"for version {version.number} ({version.artifact_sha256[:12]}...)",
-            )
+        artifact = load_artifact(
+            local_artifact_path(version.artifact_uri),
+            verify=True,
+            mmap=True,
+            expected_sha256=version.artifact_sha256,
+        )
         arrays = artifact.arrays
         names = artifact.feature_names.get("items", [])
         if len(names) != arrays["item_feature_embeddings"].shape[0]:

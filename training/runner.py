@@ -164,8 +164,7 @@ def training_run_execute(
     the run was not queued (already running elsewhere or finished: a duplicate delivery
     never trains twice)."""
     run = training_run_claim(run_id=run_id, worker=worker or default_worker_name())
-    if run is None:
-        logger.info("training run %s is not queued; nothing to do", run_id)
+    if run is None:  # the claim logged and recorded why
         return None
     reporter = _Reporter(run_id=run.pk, on_progress=on_progress)
     try:

@@ -119,13 +119,11 @@ def _artifact_verify(version: ModelVersion) -> None:
     the row), minus the test prediction. Serving checks again: this is the early, clear
     refusal, not the last line."""
     try:
-        artifact = load_artifact(local_artifact_path(version.artifact_uri), verify=True)
-        if artifact.sha256 != version.artifact_sha256:
-            raise ArtifactError(
-                "checksum_mismatch",
-                f"the manifest's sha256 {artifact.sha256[:12]}... is not the one recorded "
-                f"({version.artifact_sha256[:12]}...)",
-            )
+        load_artifact(
+            local_artifact_path(version.artifact_uri),
+            verify=True,
+            expected_sha256=version.artifact_sha256,
+        )
     except ArtifactError as exc:
         raise VersionNotPromotable(
             f"The artifact of version {version.number} fails verification ({exc.code}: "

@@ -1,5 +1,7 @@
 import hashlib
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ from recommender.artifacts import (
     ArtifactMeta,
     delete_artifact,
     load_artifact,
+    partial_artifacts_sweep,
     write_artifact,
 )
 from recommender.exceptions import RecsiteError
@@ -272,3 +275,21 @@ def test_delete_refuses_a_directory_that_is_not_an_artifact(tmp_path: Path):
         delete_artifact(tmp_path / "precious")
     assert _code(exc) == "not_an_artifact"
     assert (tmp_path / "precious").exists()
+
+
+def test_partial_directories_of_killed_writers_are_swept_once_old(artifact: Path):
+    root = artifact.parent
+    old_partials = [root / ".run-7.tmp-abc123", root / ".run-3.deleting-x9"]
+    fresh_partial = root / ".run-8.tmp-def456"
+    for path in (*old_partials, fresh_partial):
+        path.mkdir()
+        (path / "item_embeddings.npy").write_bytes(b"half")
+    for path in (*old_partials, artifact):  # an hour old, the artifact too
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+
+    removed = partial_artifacts_sweep(root, older_than=600)
+
+    assert sorted(removed) == sorted(old_partials)
+    assert fresh_partial.exists()  # maybe a live writer
+    assert load_artifact(artifact).sha256  # real artifacts are never touched
+    assert partial_artifacts_sweep(root / "missing", older_than=0) == []

@@ -22,8 +22,8 @@ from django.db.models import Count
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from recommender.models import ModelVersion, Recommender, Scope, VersionStatus
-from recommender.services import demo_data_generate, event_batch_ingest
+from recommender.models import ModelVersion, Scope, VersionStatus
+from recommender.services import event_batch_ingest
 from tests.factories import RecommenderFactory
 from tests.processes import Process
 from training.models import LIVE_STATUSES, RunStatus, TrainingRun, Trigger
@@ -141,17 +141,6 @@ def start_beat(worker_env, tmp_path) -> Iterator[Callable[..., Beat]]:
         beat.kill(graceful=False)
 
 
-@pytest.fixture
-def recommender(worker_env) -> Recommender:
-    demo_data_generate(users=200, items=100, events=12_000, seed=11, days=28)
-    # get_or_create: a transactional test's flush also removes the migration's row.
-    recommender, _ = Recommender.objects.get_or_create(name="default")
-    recommender.epochs = 5
-    recommender.no_components = 16
-    recommender.save()
-    return recommender
-
-
 def post_run(client, **options) -> int:
     response = client.post("/api/v1/training-runs", options, format="json")
     assert response.status_code == 202, response.content
@@ -187,7 +176,7 @@ def finished(run: TrainingRun) -> bool:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_fit_fails_its_run_and_nothing_trains_twice(
-    recommender, start_worker, start_beat, make_api_client
+    worker_recommender, start_worker, start_beat, make_api_client
 ):
     """Three rounds: SIGKILL the pool process, then the whole worker (the replacement
     has a 1 s visibility timeout, so the dead worker's unacknowledged message comes back
@@ -247,7 +236,7 @@ def test_a_worker_killed_mid_fit_fails_its_run_and_nothing_trains_twice(
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_a_run_killed_at_the_hard_time_limit_fails_at_once(
-    recommender, start_worker, make_api_client
+    worker_recommender, start_worker, make_api_client
 ):
     """The hard limit (here 4 s, see ``short_time_limit_settings``) kills the pool
     process: the worker's main process fails the run at once, without waiting for the
@@ -269,7 +258,7 @@ def test_a_run_killed_at_the_hard_time_limit_fails_at_once(
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_run_outliving_the_visibility_timeout_is_redelivered_but_trains_once(
-    recommender, start_worker, make_api_client
+    worker_recommender, start_worker, make_api_client
 ):
     """Misconfigured on purpose (the settings refuse it): two workers whose Redis
     visibility timeout (1 s) is far below the time limits. The run's message is handed
@@ -307,12 +296,13 @@ def _logged_at(log: str, text: str) -> datetime:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_two_beats_never_train_twice_at_once_and_record_the_duplicate_triggers(
-    recommender, start_worker, start_beat
+    worker_recommender, start_worker, start_beat
 ):
     """Two ``celery beat`` processes fire the same schedule every 2 s for ~12 s while
     new events keep arriving (so every trigger has something to train). Sampled all
     along: never more than one queued-or-running run; every trigger sent is recorded as
     a run or a skipped run, and some are skipped because the other beat's run was live."""
+    recommender = worker_recommender
     recommender.epochs = 3
     recommender.schedule_enabled = True
     recommender.save()

@@ -1,0 +1,21 @@
+"""Fixtures shared by the training tests that run a real Celery worker."""
+
+from __future__ import annotations
+
+import pytest
+
+from recommender.models import Recommender
+from recommender.services import demo_data_generate
+
+
+@pytest.fixture
+def worker_recommender(worker_env) -> Recommender:
+    """The ``default`` recommender over a small generated dataset, set to train in a few
+    seconds (5 epochs, 16 components), for tests that hand runs to a worker process."""
+    demo_data_generate(users=200, items=100, events=12_000, seed=11, days=28)
+    # get_or_create: a transactional test's flush also removes the migration's row.
+    recommender, _ = Recommender.objects.get_or_create(name="default")
+    recommender.epochs = 5
+    recommender.no_components = 16
+    recommender.save()
+    return recommender
