@@ -6,7 +6,10 @@ from pathlib import Path
 
 import factory
 import numpy as np
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db.models import Max
+from django.test import Client
 
 from recommender.artifacts import MANIFEST, ArtifactError, ArtifactMeta, write_artifact
 from recommender.models import (
@@ -134,3 +137,17 @@ class TrainingRunFactory(factory.django.DjangoModelFactory):
     trigger = Trigger.CLI
     triggered_by_label = "test"
     status = RunStatus.QUEUED
+
+
+def staff_client(username: str, *perms: str, client_class=Client, superuser: bool = False):
+    """A logged-in ``client_class`` for a new staff user holding ``perms``
+    (``"app_label.codename"``)."""
+    user = get_user_model().objects.create_user(username, is_staff=True, is_superuser=superuser)
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    client = client_class()
+    client.force_login(user)
+    return client

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.test import Client
+
+from tests.factories import staff_client as make_staff_client
 
 
 @pytest.fixture
@@ -15,7 +16,6 @@ def staff_client(db):
     counter = iter(range(1000))
 
     def make(*perms: str) -> Client:
-        user = User.objects.create_user(f"staff{next(counter)}", is_staff=True)
         wanted = {
             "recommender.view_recommender",
             "recommender.change_recommender",
@@ -25,13 +25,6 @@ def staff_client(db):
             "training.view_trainingrun",
             *perms,
         }
-        for perm in wanted:
-            app_label, codename = perm.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-        client = Client()
-        client.force_login(user)
-        return client
+        return make_staff_client(f"staff{next(counter)}", *sorted(wanted))
 
     return make

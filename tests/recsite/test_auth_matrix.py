@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.db.models import Model
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -33,7 +33,12 @@ from recommender.models import (
     VersionStatus,
 )
 from recommender.services import api_key_create, api_key_revoke, model_version_promote
-from tests.factories import ModelVersionFactory, RecommenderFactory, TrainingRunFactory
+from tests.factories import (
+    ModelVersionFactory,
+    RecommenderFactory,
+    TrainingRunFactory,
+    staff_client,
+)
 from tests.recommender.serving_helpers import create_catalog, create_version, default_spec
 from training.models import RunStatus, TrainingRun
 
@@ -126,17 +131,9 @@ def key_client(scopes: list[str], *, revoked: bool = False) -> APIClient:
 
 
 def staff_session(*perms: str, superuser: bool = False) -> APIClient:
-    user = User.objects.create_user(
-        f"staff-{User.objects.count()}", is_staff=True, is_superuser=superuser
+    return staff_client(
+        f"staff-{User.objects.count()}", *perms, client_class=APIClient, superuser=superuser
     )
-    for perm in perms:
-        app_label, codename = perm.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
-    client = APIClient()
-    client.force_login(user)
-    return client
 
 
 DENIED_API_CALLERS: dict[str, tuple[Callable[[Op], APIClient], int]] = {
@@ -375,16 +372,8 @@ def admin_caller(kind: str, permission: str) -> Client:
     if kind == "api-key":
         _, key = api_key_create(name="not-for-the-admin", scopes=list(Scope.values))
         return Client(HTTP_AUTHORIZATION=f"Api-Key {key}")
-    user = User.objects.create_user(f"admin-{kind}-{User.objects.count()}", is_staff=True)
     perms = VIEW_PERMISSIONS + ((permission,) if kind == "staff-with-permission" else ())
-    for perm in perms:
-        app_label, codename = perm.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
-    client = Client()
-    client.force_login(user)
-    return client
+    return staff_client(f"admin-{kind}-{User.objects.count()}", *perms)
 
 
 @pytest.mark.parametrize("kind", ["anonymous", "api-key", "staff-without-permission"])
