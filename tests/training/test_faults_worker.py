@@ -243,7 +243,8 @@ def test_a_run_killed_at_the_hard_time_limit_fails_at_once(
     reaper (no beat runs here, and runs go stale only after 600 s)."""
     worker = start_worker(DJANGO_SETTINGS_MODULE="tests.training.short_time_limit_settings")
     client = make_api_client(Scope.TRAINING_WRITE)
-    doomed = post_run(client, overrides={"epochs": 400})
+    # 400 epochs take 4-15 s here: far more, so the run cannot finish within the limit.
+    doomed = post_run(client, overrides={"epochs": 5000})
     wait_run(doomed, lambda r: r.status == RunStatus.RUNNING, [worker])
     started = time.monotonic()
     run = wait_run(doomed, finished, [worker], timeout=60)
