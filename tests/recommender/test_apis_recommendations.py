@@ -208,6 +208,15 @@ def test_without_a_key_it_is_a_401(client, model):
     assert response.json()["error"]["code"] == "not_authenticated"
 
 
+def test_the_serving_endpoints_answer_json_whatever_accept_says(api, model):
+    for accept in ("text/html", "application/xml", "*/*"):
+        response = api.get(URL.format("user-0"), HTTP_ACCEPT=accept)
+        assert response.status_code == 200
+        assert response["Content-Type"] == "application/json"
+        similar = api.get("/api/v1/items/item-0/similar", HTTP_ACCEPT=accept)
+        assert similar["Content-Type"] == "application/json"
+
+
 def test_the_hot_path_makes_a_fixed_number_of_queries(api, model, django_assert_max_num_queries):
     get(api, "user-0")  # the first request in a process loads the model (and checks the key)
     # The user's recent events; the key is cached, titles and filters are in the state.

@@ -24,11 +24,18 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from recommender.models import ModelVersion, Scope, VersionStatus
 from recommender.services import event_batch_ingest
+from recsite.celery import app as celery_app
 from tests.factories import RecommenderFactory
 from tests.processes import Process
 from training.models import LIVE_STATUSES, RunStatus, TrainingRun, Trigger
 from training.schedules import SCHEDULED_TASK, periodic_task_name
-from training.services import training_run_claim, training_run_create, training_run_worker_lost
+from training.services import (
+    RUN_TRAINING_TASK,
+    TRAINING_QUEUE,
+    training_run_claim,
+    training_run_create,
+    training_run_worker_lost,
+)
 
 SHORT_VISIBILITY = "tests.training.short_visibility_settings"
 STALE_AFTER = 5  # seconds without a heartbeat before the reaper fails a run
@@ -238,13 +245,28 @@ def test_a_worker_killed_mid_fit_fails_its_run_and_nothing_trains_twice(
 def test_a_run_killed_at_the_hard_time_limit_fails_at_once(
     worker_recommender, start_worker, make_api_client
 ):
-    """The hard limit (here 4 s, see ``short_time_limit_settings``) kills the pool
-    process: the worker's main process fails the run at once, without waiting for the
-    reaper (no beat runs here, and runs go stale only after 600 s)."""
+    """The hard limit (here 4 s, no soft limit: ``short_time_limit_settings``) kills the
+    pool process: the worker's main process fails the run at once, without waiting for
+    the reaper (no beat runs here, and runs go stale only after 600 s).
+
+    The message is sent without limits, so the worker's own apply: ``send_task`` would
+    otherwise copy this process's (3 h soft), and a soft limit defers the hard one."""
     worker = start_worker(DJANGO_SETTINGS_MODULE="tests.training.short_time_limit_settings")
     client = make_api_client(Scope.TRAINING_WRITE)
-    # 400 epochs take 4-15 s here: far more, so the run cannot finish within the limit.
-    doomed = post_run(client, overrides={"epochs": 5000})
+    # Far more epochs than 4 s allow (400 take 4-15 s here).
+    doomed = training_run_create(
+        recommender=worker_recommender,
+        trigger=Trigger.API,
+        options={"overrides": {"epochs": 5000}},
+        enqueue=False,
+    ).pk
+    celery_app.send_task(
+        RUN_TRAINING_TASK,
+        args=[doomed],
+        queue=TRAINING_QUEUE,
+        time_limit=None,
+        soft_time_limit=None,
+    )
     wait_run(doomed, lambda r: r.status == RunStatus.RUNNING, [worker])
     started = time.monotonic()
     run = wait_run(doomed, finished, [worker], timeout=60)
