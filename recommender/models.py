@@ -64,8 +64,13 @@ class Event(models.Model):
         indexes = [
             # training reads a time window
             models.Index(fields=["timestamp"], name="event_time_idx"),
-            # serving reads one user's recent events
-            models.Index(fields=["user_external_id", "-timestamp"], name="event_user_time_idx"),
+            # serving reads one user's recent items: with the item in the index (PostgreSQL
+            # INCLUDE) that is an index-only scan, ~10x less work than visiting the rows
+            models.Index(
+                fields=["user_external_id", "-timestamp"],
+                name="event_user_time_item_idx",
+                include=["item"],
+            ),
         ]
         constraints = [
             # A constraint rather than unique=True: on PostgreSQL the latter also builds a
