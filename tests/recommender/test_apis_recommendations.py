@@ -127,6 +127,16 @@ def test_a_new_item_with_known_categories_is_scored_through_them(api, model, spe
     assert new["score"] == pytest.approx(score, abs=1e-5)
 
 
+def test_a_category_listed_twice_counts_once(api, model, spec):
+    Item.objects.create(external_id="new-mixed", title="New", categories=["noir", "comedy", "noir"])
+    registry.refresh()
+    mean = (spec.category_factors["noir"] + spec.category_factors["comedy"]) / 2
+    response = get(api, "user-3", limit=100)
+    new = next(i for i in response.json()["items"] if i["item_id"] == "new-mixed")
+    assert new["categories"] == ["noir", "comedy"]
+    assert new["score"] == pytest.approx(float(mean @ spec.user_factors[3]), abs=1e-5)
+
+
 def test_titles_and_categories_follow_catalog_changes(api, model):
     Item.objects.filter(external_id="item-3").update(title="Renamed", categories=["noir"])
     Item.objects.filter(external_id="item-3").update(updated_at=datetime(2031, 1, 1, tzinfo=UTC))
