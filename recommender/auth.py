@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache as memoize
 
@@ -44,9 +45,12 @@ class ApiKeyCache:
     Only valid keys are kept (a wrong key always reaches the database, so guessing
     cannot fill the memory); revocation and expiry are checked on the cached object on
     every request, and the whole cache is dropped when the shared generation token
-    changes (:func:`api_keys_changed`)."""
+    changes (:func:`api_keys_changed`).
 
-    def __init__(self) -> None:
+    ``clock`` (monotonic seconds) is injectable so tests step time instead of sleeping."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[ApiKey, float]] = {}
         self._generation: str | None = None
@@ -60,7 +64,7 @@ class ApiKeyCache:
         ttl = settings.RECSITE_API_KEY_CACHE_SECONDS
         if ttl <= 0:
             return None
-        now = time.monotonic()
+        now = self.clock()
         if now - self._checked_at >= CHECK_SECONDS:
             self._check_generation(now)
         entry = self._entries.get(digest)
@@ -74,7 +78,7 @@ class ApiKeyCache:
         with self._lock:
             if len(self._entries) >= MAX_CACHED_KEYS:
                 self._entries.clear()
-            self._entries[digest] = (api_key, time.monotonic())
+            self._entries[digest] = (api_key, self.clock())
 
     def clear(self) -> None:
         with self._lock:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.core.cache import cache
 
@@ -17,6 +15,30 @@ URL = "/api/v1/model-versions"
 @pytest.fixture
 def api(make_api_client):
     return make_api_client(Scope.TRAINING_WRITE)
+
+
+class SteppedClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The key cache reads this clock; its state starts afresh so no earlier test's
+    check time or entries leak in."""
+    stepped = SteppedClock()
+    monkeypatch.setattr(auth.key_cache, "clock", stepped)
+    monkeypatch.setattr(auth.key_cache, "_checked_at", 0.0)
+    auth.key_cache.clear()
+    return stepped
 
 
 def test_a_validated_key_is_not_looked_up_again(api, django_assert_num_queries):
@@ -35,22 +57,25 @@ def test_revoking_through_the_service_applies_at_once(api, django_capture_on_com
     assert "revoked" in response.json()["error"]["message"]
 
 
-def test_a_change_made_by_another_process_applies_at_the_next_generation_check(api):
+def test_a_change_made_by_another_process_applies_at_the_next_generation_check(api, clock):
     """Another process's revoke bumps the shared token; this one drops its cache at its
     next check (at most every CHECK_SECONDS)."""
     assert api.get(URL).status_code == 200
     ApiKey.objects.update(revoked=True)  # no signal here: as if done elsewhere
-    assert api.get(URL).status_code == 200  # still cached
     cache.set(auth.GENERATION_KEY, "bumped-by-another-process", None)
-    auth.key_cache._checked_at = 0.0  # the check is due
-    assert api.get(URL).status_code == 401
+    clock.advance(auth.CHECK_SECONDS / 2)
+    assert api.get(URL).status_code == 200  # still cached: the check is not due yet
+    clock.advance(auth.CHECK_SECONDS / 2)
+    assert api.get(URL).status_code == 401  # the check ran and saw the new token
 
 
-def test_without_the_shared_token_a_change_applies_after_the_cache_time(api, settings):
-    settings.RECSITE_API_KEY_CACHE_SECONDS = 0.3
+def test_without_the_shared_token_a_change_applies_after_the_cache_time(api, settings, clock):
+    settings.RECSITE_API_KEY_CACHE_SECONDS = 5
     assert api.get(URL).status_code == 200
     ApiKey.objects.update(revoked=True)
-    time.sleep(0.35)
+    clock.advance(4.9)
+    assert api.get(URL).status_code == 200  # trusted for the cache time
+    clock.advance(0.1)
     assert api.get(URL).status_code == 401
 
 
