@@ -285,7 +285,7 @@ class RecommendationsApi(ServingApi):
                     "limit": page.limit,
                     "offset": page.offset,
                     "total": page.total,
-                    "has_more": page.offset + len(page.items) < page.total,
+                    "has_more": page.has_more,
                 },
             }
         )

@@ -145,8 +145,10 @@ class HasScope(permissions.BasePermission):
     (with several scopes: any one of them)."""
 
     def __init__(self, *scopes: str) -> None:
-        self.scopes = scopes
-        self.message = "This API key lacks the scope " + " or ".join(map(repr, scopes)) + "."
+        self.scopes = tuple(str(scope) for scope in scopes)  # "events:write", not the enum
+        self.message = (
+            "This API key lacks the scope " + " or ".join(f"'{s}'" for s in self.scopes) + "."
+        )
 
     def __call__(self):
         return self
@@ -208,6 +210,7 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
     process), never more."""
 
     scope = "api_key"
+    wall_clock: Callable[[], float] = staticmethod(time.time)  # injectable for tests
     _leases: dict[str, _Lease] = {}
     _leases_lock = threading.Lock()
 
@@ -227,7 +230,7 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
         try:
             if settings.REDIS_URL:
                 return self._admit_from_lease(key)
-            return self._count_in_cache(key) <= self.num_requests
+            return self._admit_from_cache(key)
         except Exception:  # the cache is down: serve rather than fail every request
             logger.warning("throttle cache unavailable; request allowed", exc_info=True)
             return True
@@ -257,12 +260,22 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
             )
         return granted > 0
 
-    def _count_in_cache(self, key: str) -> int:
+    def _admit_from_cache(self, key: str) -> bool:
+        """Count in Django's cache; the window's end is kept beside the count so a refusal
+        says how long is left in it, not the whole period."""
+        ends_key = f"{key}:ends"
         try:
-            return self.cache.incr(key)
+            count = self.cache.incr(key)
         except ValueError:  # no window open for this key: open one
+            self.cache.add(ends_key, self.wall_clock() + self.duration, self.duration)
             self.cache.add(key, 0, self.duration)
-            return self.cache.incr(key)
+            count = self.cache.incr(key)
+        if count <= self.num_requests:
+            return True
+        ends = self.cache.get(ends_key)
+        if ends is not None:
+            self.seconds_left = min(max(ends - self.wall_clock(), 0.0), float(self.duration))
+        return False
 
     def wait(self) -> float:
         """The seconds left in the key's window (Retry-After)."""

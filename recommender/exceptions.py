@@ -137,6 +137,15 @@ class NoModel(RecsiteError):
     default_message = "No model is loaded and there are no events to rank by popularity yet."
 
 
+class UnknownCategory(RecsiteError):
+    """A ``category`` filter naming no category of the served catalogue: an empty 200
+    would look like "nothing to recommend" when the client made a typo."""
+
+    code = "unknown_category"
+    status = 400
+    default_message = "No item of the catalogue has this category."
+
+
 class ItemNotFound(RecsiteError):
     code = "item_not_found"
     status = 404

@@ -151,6 +151,11 @@ def restrict(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return out
 
 
+def eligible_count(scores: np.ndarray) -> int:
+    """How many items are not masked."""
+    return int(scores.size) - int(np.count_nonzero(np.isneginf(scores)))
+
+
 @dataclass(frozen=True)
 class Page:
     indices: np.ndarray  # universe positions, best first
@@ -167,7 +172,7 @@ def rank_page(scores: np.ndarray, *, offset: int, limit: int) -> Page:
     if offset < 0 or limit < 0:
         raise ValueError("offset and limit must be >= 0")
     n = int(scores.size)
-    total = n - int(np.count_nonzero(np.isneginf(scores)))
+    total = eligible_count(scores)
     end = min(offset + limit, total)
     if end <= offset:
         return Page(np.zeros(0, np.int64), np.zeros(0, np.float32), total)

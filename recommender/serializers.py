@@ -59,8 +59,14 @@ class RankedItemOutput(serializers.Serializer):
 class PaginationOutput(serializers.Serializer):
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
-    total = serializers.IntegerField(help_text="Items eligible for this user and filters.")
-    has_more = serializers.BooleanField()
+    total = serializers.IntegerField(
+        help_text=(
+            "Items eligible under the recommender's catalogue and the `category` filter, "
+            "before the user's own history and `exclude` are removed: it does not depend "
+            "on what the user has seen."
+        )
+    )
+    has_more = serializers.BooleanField(help_text="Whether the next page holds items.")
 
 
 class RecommendationsOutput(serializers.Serializer):

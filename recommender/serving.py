@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from recommender import scoring
 from recommender.artifacts import ArtifactError, LoadedArtifact, load_artifact
-from recommender.exceptions import ItemNotFound, NoModel, RecsiteError
+from recommender.exceptions import ItemNotFound, NoModel, RecsiteError, UnknownCategory
 from recommender.models import Event, Item, ModelVersion, Recommender, VersionStatus
 from recommender.scoring import FactorBlock, IdIndex, Page
 from recommender.selectors import recommender_get, user_recent_item_pks
@@ -324,6 +324,9 @@ class Ranking:
     page: Page
     ids: list[str]
     fallback: str | None
+    # Items eligible before the user's history and ``exclude`` are taken out: what the
+    # API reports as ``total``, so it tells nothing about what the user has seen.
+    catalog_total: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -367,17 +370,26 @@ class ServingState:
             scores = scoring.score_blocks(
                 arrays["user_embeddings"][user], float(arrays["user_biases"][user]), self.blocks
             )
-            scoring.mask(scores, model.seen(user))
             fallback = None
         scoring.mask(scores, self.universe.blocked)
+        if category is not None:
+            allowed = self.universe.categories.get(category)
+            if allowed is None:
+                raise UnknownCategory(
+                    f"No item of the catalogue served by {self.recommender!r} has the category "
+                    f"{category!r}.",
+                    category=category,
+                )
+            scores = scoring.restrict(scores, allowed)
+        catalog_total = scoring.eligible_count(scores)
+        if user is not None:
+            scoring.mask(scores, model.seen(user))
         if seen:
             scoring.mask(scores, self.universe.positions_of_pks(seen))
         if exclude:
             scoring.mask(scores, self.universe.positions(exclude))
-        if category is not None:
-            scores = scoring.restrict(scores, self.universe.categories.get(category, _EMPTY))
         page = scoring.rank_page(scores, offset=offset, limit=limit)
-        return Ranking(page, self.universe.ids_at(page.indices), fallback)
+        return Ranking(page, self.universe.ids_at(page.indices), fallback, catalog_total)
 
     def similar(self, *, item_id: str, limit: int) -> Ranking:
         """Nearest items by cosine of the item embeddings (new items included)."""
@@ -401,7 +413,7 @@ class ServingState:
         scores[position] = scoring.MASKED
         scoring.mask(scores, self.universe.blocked)
         page = scoring.rank_page(scores, offset=0, limit=limit)
-        return Ranking(page, self.universe.ids_at(page.indices), None)
+        return Ranking(page, self.universe.ids_at(page.indices), None, page.total)
 
 
 def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
@@ -845,7 +857,8 @@ class RecommendationPage:
     items: list[dict[str, Any]]
     limit: int
     offset: int
-    total: int
+    total: int  # eligible items before the user's history and ``exclude`` are removed
+    has_more: bool  # whether the next page holds items (after every filter)
 
 
 def _state_or_raise(recommender: str) -> ServingState:
@@ -908,7 +921,8 @@ def recommendations_get(
         items=items,
         limit=limit,
         offset=offset,
-        total=ranking.page.total,
+        total=ranking.catalog_total,
+        has_more=offset + len(items) < ranking.page.total,
     )
 
 

@@ -87,10 +87,19 @@ def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
+def api_not_found(request, *args, **kwargs) -> JsonResponse:
+    """The last /api/ route: an unknown API URL gets the error body whatever ``DEBUG``
+    says (``handler404`` only runs with ``DEBUG`` off)."""
+    return JsonResponse(
+        error_body("not_found", f"No API endpoint at {request.path}.", {"path": request.path}),
+        status=404,
+    )
+
+
 def json_404(request, exception=None):
     """404 for URLs no view matched: the error body under /api/, Django's page elsewhere."""
     if _is_api(request):
-        return JsonResponse(error_body("not_found", "Not found."), status=404)
+        return api_not_found(request)
     return defaults.page_not_found(request, exception)
 
 

@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from recsite import health, metrics
+from recsite import api_errors, health, metrics
 
 handler404 = "recsite.api_errors.json_404"
 handler500 = "recsite.api_errors.json_500"
@@ -16,4 +16,6 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
+    # after every API route: whatever else is under /api/ is a JSON 404
+    re_path(r"^api/", api_errors.api_not_found, name="api-not-found"),
 ]

@@ -75,7 +75,8 @@ def test_a_known_user_gets_the_models_ranking_without_seen_items(api, model, spe
     assert [item["rank"] for item in body["items"]] == list(range(1, 11))
     scores = [item["score"] for item in body["items"]]
     assert scores == sorted(scores, reverse=True)
-    assert body["pagination"] == {"limit": 10, "offset": 0, "total": 27, "has_more": True}
+    # total: the catalogue's 30 items, not the 27 the user has not seen
+    assert body["pagination"] == {"limit": 10, "offset": 0, "total": 30, "has_more": True}
 
 
 def test_seen_inactive_and_excluded_items_are_never_returned(api, model, spec):
@@ -88,7 +89,27 @@ def test_seen_inactive_and_excluded_items_are_never_returned(api, model, spec):
     never = {"item-0", "item-1", "item-2"} | {f"item-{i}" for i in range(10, 16)}
     assert not returned & never
     assert returned == set(spec.items) - never
-    assert response.json()["pagination"]["total"] == len(spec.items) - len(never)
+    # only the inactive items count against the total: not the seen nor the excluded
+    assert response.json()["pagination"]["total"] == len(spec.items) - 2
+
+
+def test_the_total_tells_nothing_about_the_users_history(api, model, spec):
+    """A read key comparing totals with and without ``exclude``, or across users, learns
+    nothing about what a user has seen."""
+    event("user-0", "item-20", 1)  # seen since training
+    totals = {
+        get(api, "user-0", exclude=exclude).json()["pagination"]["total"]
+        for exclude in ("", "item-20", "item-21", "item-0")  # seen late, unseen, seen in training
+    }
+    totals.add(get(api, "user-5").json()["pagination"]["total"])
+    totals.add(get(api, "never-seen-anything").json()["pagination"]["total"])
+    assert totals == {len(spec.items)}
+
+
+def test_has_more_follows_the_filtered_list(api, model, spec):
+    returned = len(ids(get(api, "user-0", limit=100)))  # 27: three seen in training
+    assert get(api, "user-0", limit=1, offset=returned - 1).json()["pagination"]["has_more"] is False
+    assert get(api, "user-0", limit=1, offset=returned - 2).json()["pagination"]["has_more"] is True
 
 
 def test_pages_are_consistent_within_a_version(api, model):
@@ -149,8 +170,15 @@ def test_the_category_filter_keeps_only_that_category(api, model, spec):
     response = get(api, "user-4", limit=100, category="comedy")
     expected = [i for i in expected_ranking(spec, "user-4") if spec.categories[i] == ["comedy"]]
     assert ids(response) == expected
-    assert response.json()["pagination"]["total"] == len(expected)
-    assert get(api, "user-4", category="nothing").json()["pagination"]["total"] == 0
+    in_category = [i for i in spec.items if spec.categories[i] == ["comedy"]]
+    assert response.json()["pagination"]["total"] == len(in_category)
+
+
+def test_an_unknown_category_is_a_400_naming_it(api, model):
+    response = get(api, "user-4", category="nothing")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unknown_category"
+    assert response.json()["error"]["detail"] == {"category": "nothing"}
 
 
 @pytest.mark.parametrize(

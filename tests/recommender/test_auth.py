@@ -96,6 +96,24 @@ def test_wrong_keys_are_never_cached(db):
     assert auth.key_cache._entries == {}
 
 
+# --- the throttle without Redis ---------------------------------------------------------
+
+
+def test_without_redis_retry_after_is_the_time_left_in_the_window(
+    api, settings, throttle_rate, monkeypatch
+):
+    settings.REDIS_URL = ""
+    cache.clear()
+    now = [5_000.0]
+    monkeypatch.setattr(auth.ApiKeyRateThrottle, "wall_clock", staticmethod(lambda: now[0]))
+    throttle_rate("2/min")
+    assert [api.get(URL).status_code for _ in range(2)] == [200, 200]
+    now[0] += 42  # the window opened 42 s ago
+    refused = api.get(URL)
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "18"
+
+
 # --- the throttle with Redis ------------------------------------------------------------
 
 

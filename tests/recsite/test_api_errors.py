@@ -10,6 +10,7 @@ from django.http import Http404
 from rest_framework.exceptions import NotFound
 
 from recommender.exceptions import BatchTooLarge
+from recommender.models import Scope
 from recsite.api_errors import exception_handler
 
 
@@ -66,9 +67,25 @@ def test_domain_error_detail_is_kept():
     }
 
 
-def test_unknown_api_urls_answer_json_404(client):
-    response = client.get("/api/v1/does-not-exist")
-    assert response.status_code == 404
+@pytest.mark.parametrize("debug", [False, True])
+def test_unknown_api_urls_answer_json_404(client, settings, debug):
+    """With DEBUG on, Django's handler404 never runs: the JSON body must not depend on it."""
+    settings.DEBUG = debug
+    for path in ("/api/v1/does-not-exist", "/api/nothing", "/api/v2/recommendations/u"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_missing_scope_is_named_as_clients_send_it(make_api_client):
+    response = make_api_client(Scope.RECOMMENDATIONS_READ).post(
+        "/api/v1/events", {"events": []}, format="json"
+    )
+    assert response.status_code == 403
+    message = response.json()["error"]["message"]
+    assert "'events:write'" in message
+    assert "Scope." not in message
 
 
 def test_an_unexpected_exception_is_left_to_django():
