@@ -108,8 +108,11 @@ def test_the_total_tells_nothing_about_the_users_history(api, model, spec):
 
 def test_has_more_follows_the_filtered_list(api, model, spec):
     returned = len(ids(get(api, "user-0", limit=100)))  # 27: three seen in training
-    assert get(api, "user-0", limit=1, offset=returned - 1).json()["pagination"]["has_more"] is False
-    assert get(api, "user-0", limit=1, offset=returned - 2).json()["pagination"]["has_more"] is True
+    def has_more(offset: int) -> bool:
+        return get(api, "user-0", limit=1, offset=offset).json()["pagination"]["has_more"]
+
+    assert has_more(returned - 1) is False
+    assert has_more(returned - 2) is True
 
 
 def test_pages_are_consistent_within_a_version(api, model):
