@@ -20,15 +20,16 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 # --- Core --------------------------------------------------------------------------
 
-DEBUG = env_bool("DEBUG", True)
+DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. It is required when DEBUG is off: set SECRET_KEY in the "
-            "environment to a long random string (for example the output of "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`)."
+            "SECRET_KEY is not set. It is required when DEBUG is off (the default): set "
+            "SECRET_KEY in the environment to a long random string (for example the output "
+            "of `python -c 'import secrets; print(secrets.token_urlsafe(50))'`), or set "
+            "DEBUG=true for local development."
         )
     SECRET_KEY = "django-insecure-recsite-development-only-key-never-use-in-production"
 

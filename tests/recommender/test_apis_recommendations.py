@@ -108,6 +108,7 @@ def test_the_total_tells_nothing_about_the_users_history(api, model, spec):
 
 def test_has_more_follows_the_filtered_list(api, model, spec):
     returned = len(ids(get(api, "user-0", limit=100)))  # 27: three seen in training
+
     def has_more(offset: int) -> bool:
         return get(api, "user-0", limit=1, offset=offset).json()["pagination"]["has_more"]
 

@@ -77,7 +77,7 @@ API = {
 }
 # Public on purpose: the schema and its UI, the load balancer's probes, and /metrics
 # (unauthenticated by design; restricted at the proxy, see docs/OPERATIONS.md).
-PUBLIC = {"schema", "swagger-ui", "healthz", "readyz", "metrics"}
+PUBLIC = {"schema", "swagger-ui", "healthz", "readyz", "metrics", "api-not-found"}
 
 
 def _walk(patterns: list, prefix: str = "") -> Iterator[tuple[str, URLPattern]]:

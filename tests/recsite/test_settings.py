@@ -34,6 +34,7 @@ def test_no_environment_means_sqlite_filesystem_broker_and_local_cache(tmp_path)
         "print(s.CACHES['default']['BACKEND']);"
         "print(s.DATABASES['default']['NAME'])",
         RECSITE_DATA_DIR=str(tmp_path),
+        DEBUG="true",  # the development default needs no other variable
     )
     assert result.returncode == 0, result.stderr
     engine, broker, cache, name = result.stdout.split()
@@ -65,6 +66,7 @@ def test_urls_select_postgres_and_redis(tmp_path):
         RECSITE_DATA_DIR=str(tmp_path),
         DATABASE_URL="postgres://u@db.example:5432/x",
         REDIS_URL="redis://cache.example:6379/0",
+        DEBUG="true",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
@@ -74,10 +76,12 @@ def test_urls_select_postgres_and_redis(tmp_path):
     ]
 
 
-def test_debug_off_without_secret_key_refuses_to_start(tmp_path):
-    result = run_python(
-        "import django; django.setup()", DEBUG="false", RECSITE_DATA_DIR=str(tmp_path)
-    )
+@pytest.mark.parametrize("debug", [None, "false"])
+def test_debug_off_without_secret_key_refuses_to_start(tmp_path, debug):
+    """DEBUG is off unless asked for: with no environment at all, start-up stops and
+    names the variable to set."""
+    env = {"RECSITE_DATA_DIR": str(tmp_path)} | ({"DEBUG": debug} if debug else {})
+    result = run_python("import django; django.setup()", **env)
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
 
