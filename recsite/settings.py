@@ -6,6 +6,7 @@ filesystem broker and a local cache, all under ``RECSITE_DATA_DIR`` (``var/``).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "recommender",
     "training",
 ]
@@ -62,7 +64,37 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last, as django-axes asks: turns a locked-out login into its lockout answer
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- Staff sign-in -----------------------------------------------------------------
+# django-axes counts failed admin logins in the database (shared by every web host) and
+# locks out a username, and separately an IP address, after too many of them.
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("RECSITE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("RECSITE_LOGIN_LOCKOUT_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "recsite.proxy.client_ip"
+# Proxies in front of Django that append to X-Forwarded-For (set behind a TLS proxy).
+RECSITE_PROXY_COUNT = 0
+AXES_VERBOSE = False
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env_int("RECSITE_PASSWORD_MIN_LENGTH", 12)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 
 ROOT_URLCONF = "recsite.urls"
 WSGI_APPLICATION = "recsite.wsgi.application"
@@ -287,5 +319,6 @@ if not DEBUG:
         SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
         SECURE_HSTS_INCLUDE_SUBDOMAINS = True
         SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+        RECSITE_PROXY_COUNT = env_int("RECSITE_PROXY_COUNT", 1)
 
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
