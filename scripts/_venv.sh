@@ -1,12 +1,14 @@
 # shellcheck shell=bash
 # Sourced by scripts/demo and scripts/test: make sure the project's virtualenv exists and
-# holds requirements-dev.txt, then put it first on PATH.
+# holds requirements-dev.lock, then put it first on PATH.
 #
 #   RECSITE_VENV   the virtualenv directory (default: <repo>/.venv)
 #   PYTHON         the interpreter that creates it (default: python3, must be >= 3.11)
 #
-# Dependencies are (re)installed only when requirements*.txt or the interpreter changed:
-# a stamp file in the virtualenv records the hash of what was last installed.
+# Dependencies come from requirements-dev.lock (every package pinned, with hashes; made
+# from requirements*.txt by scripts/lock) and are (re)installed only when a requirements
+# or lock file or the interpreter changed: a stamp file in the virtualenv records the hash
+# of what was last installed.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${RECSITE_VENV:-$ROOT/.venv}"
@@ -16,9 +18,9 @@ _venv_say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 _venv_die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
 _venv_requirements_hash() {
-    # Every requirements file pulled in with -r, plus the interpreter version.
+    # Every requirements and lock file, plus the interpreter version.
     {
-        cat "$ROOT"/requirements*.txt
+        cat "$ROOT"/requirements*.txt "$ROOT"/requirements*.lock
         "$VENV/bin/python" -c 'import sys; print(sys.version)'
     } | sha256sum | cut -d' ' -f1
 }
@@ -38,12 +40,12 @@ ensure_venv() {
     local stamp="$VENV/.recsite-requirements.sha256" wanted
     wanted="$(_venv_requirements_hash)"
     if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
-        _venv_say "Installing requirements-dev.txt into $VENV (requirements changed or first run)"
+        _venv_say "Installing requirements-dev.lock into $VENV (requirements changed or first run)"
         "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet --upgrade pip \
             || _venv_die "pip could not upgrade itself (is PyPI reachable?)."
         "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet \
-            -r "$ROOT/requirements-dev.txt" \
-            || _venv_die "installing requirements-dev.txt failed (see pip's output above)."
+            --require-hashes -r "$ROOT/requirements-dev.lock" \
+            || _venv_die "installing requirements-dev.lock failed (see pip's output above)."
         printf '%s\n' "$wanted" >"$stamp"
     fi
     export PATH="$VENV/bin:$PATH"
