@@ -60,6 +60,8 @@ def event_rules(*, now: datetime | None = None) -> EventRules:
         event_types=settings.RECSITE_EVENT_TYPES,
         now=now or timezone.now(),
         future_tolerance=timedelta(seconds=settings.RECSITE_EVENT_FUTURE_TOLERANCE_SECONDS),
+        earliest=settings.RECSITE_EVENT_MIN_TIMESTAMP,
+        weight_max=settings.RECSITE_EVENT_WEIGHT_MAX,
     )
 
 
