@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from recommender.auth import HasScope
 from recommender.exceptions import BatchTooLarge, NoActiveVersion
-from recommender.models import Recommender, Scope
+from recommender.models import Recommender, Scope, api_key_client
 from recommender.selectors import active_version_get, recommender_get
 from recommender.serializers import (
     ActiveModelOutput,
@@ -52,12 +52,22 @@ class ErrorSerializer(serializers.Serializer):
 class EventInSerializer(serializers.Serializer):
     """Documents an event; validation itself is ``recommender.ingest.parse_events``."""
 
-    event_id = serializers.CharField(max_length=255, help_text="Client id; resending is safe.")
+    event_id = serializers.CharField(
+        max_length=255,
+        help_text="Your id for the event, unique per client (API key name); resending is safe.",
+    )
     user_id = serializers.CharField(max_length=255)
     item_id = serializers.CharField(max_length=255)
     type = serializers.CharField(help_text="One of RECSITE_EVENT_TYPES, e.g. view, like.")
-    timestamp = serializers.DateTimeField(help_text="ISO-8601; naive means UTC.")
-    weight = serializers.FloatField(required=False, min_value=0, help_text="e.g. a rating")
+    timestamp = serializers.DateTimeField(
+        help_text="ISO-8601, naive means UTC; from RECSITE_EVENT_MIN_TIMESTAMP (1990-01-01) "
+        "to now + RECSITE_EVENT_FUTURE_TOLERANCE_SECONDS."
+    )
+    weight = serializers.FloatField(
+        required=False,
+        min_value=0,
+        help_text="e.g. a rating; > 0 and at most RECSITE_EVENT_WEIGHT_MAX (100)",
+    )
     recommendation_id = serializers.CharField(required=False, max_length=64)
 
 
@@ -77,11 +87,11 @@ class EventBatchApi(APIView):
     @extend_schema(
         request=EventBatchInSerializer,
         responses={201: EventBatchOutSerializer, 400: ErrorSerializer, 413: ErrorSerializer},
-        summary="Send a batch of interaction events (idempotent on event_id)",
+        summary="Send a batch of interaction events (idempotent on event_id per API key name)",
     )
     def post(self, request):
         entries = _batch(request, "events", settings.RECSITE_EVENT_BATCH_MAX)
-        result = event_batch_ingest(raw_events=entries)
+        result = event_batch_ingest(raw_events=entries, client=api_key_client(request.auth.name))
         return Response(EventBatchOutSerializer(result).data, status=201)
 
 

@@ -22,6 +22,7 @@ from recommender.exceptions import (
     ItemBatchInvalid,
 )
 from recommender.ingest import MAX_ID_LENGTH
+from recommender.models import OPERATOR_CLIENT
 from recommender.services.ingest import (
     event_batch_ingest,
     item_batch_upsert,
@@ -234,7 +235,9 @@ def _import_events(
     for batch in batched(records, batch_size):
         try:
             result = event_batch_ingest(
-                raw_events=[record.data for record in batch], skip_invalid=skip_invalid
+                raw_events=[record.data for record in batch],
+                client=OPERATOR_CLIENT,
+                skip_invalid=skip_invalid,
             )
         except EventBatchInvalid as invalid:
             raise _first_invalid(batch, invalid.detail["errors"]) from invalid

@@ -240,3 +240,30 @@ def test_one_event_id_twice_with_different_content_is_a_400_not_merged(client):
         }
     ]
     assert Event.objects.count() == 0
+
+
+def _client_named(name: str):
+    from rest_framework.test import APIClient
+
+    from recommender.services import api_key_create
+
+    _, key = api_key_create(name=name, scopes=[Scope.EVENTS_WRITE])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    return client
+
+
+def test_two_clients_sending_the_same_event_id_both_have_their_event_stored():
+    web, mobile = _client_named("web-shop"), _client_named("mobile-app")
+    first = web.post(URL, batch(1, user_id="web-user"), format="json")
+    second = mobile.post(URL, batch(1, user_id="mobile-user"), format="json")
+    assert first.json()["created"] == 1 and second.json()["created"] == 1
+    stored = dict(Event.objects.filter(event_id="e0").values_list("client", "user_external_id"))
+    assert stored == {"api:web-shop": "web-user", "api:mobile-app": "mobile-user"}
+
+
+def test_a_replay_by_the_same_client_is_a_duplicate_even_with_a_rotated_key():
+    _client_named("web-shop").post(URL, batch(3), format="json")
+    response = _client_named("web-shop").post(URL, batch(3), format="json")
+    assert response.json() == {"received": 3, "created": 0, "duplicates": 3}
+    assert Event.objects.count() == 3
