@@ -21,7 +21,7 @@ from recommender.serializers import (
     RecommendationsOutput,
     SimilarItemsOutput,
 )
-from recommender.services import event_batch_ingest, item_batch_upsert
+from recommender.services import event_batch_ingest, item_batch_upsert, user_erase
 from recommender.serving import recommendations_get, similar_items_get
 from recsite.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
 
@@ -93,6 +93,49 @@ class EventBatchApi(APIView):
         entries = _batch(request, "events", settings.RECSITE_EVENT_BATCH_MAX)
         result = event_batch_ingest(raw_events=entries, client=api_key_client(request.auth.name))
         return Response(EventBatchOutSerializer(result).data, status=201)
+
+
+class UserEraseQuery(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=500,
+        help_text="Kept in the audit trail, e.g. the erasure request's reference.",
+    )
+
+
+USER_ERASE_QUERY = UserEraseQuery()
+
+
+class UserApi(APIView):
+    permission_classes = [HasScope(Scope.EVENTS_WRITE)]
+
+    @extend_schema(
+        parameters=[UserEraseQuery],
+        request=None,
+        responses={204: None, 400: ErrorSerializer},
+        summary="Erase a user: all their events and their profile (204, also when unknown)",
+        description=(
+            "Deletes every event of the user (from every client) and the user's profile, "
+            "and records the erasure (key, time, counts, reason). Serving treats the user "
+            "as unknown within seconds; the next training run no longer sees them. "
+            "Idempotent: a user with nothing stored also gets 204, so the answer does not "
+            "tell whether the user existed."
+        ),
+    )
+    def delete(self, request, user_id: str):
+        if len(user_id) > USER_ID_MAX:
+            raise serializers.ValidationError(
+                {"user_id": [f"Ensure this field has no more than {USER_ID_MAX} characters."]}
+            )
+        data = query_validate(USER_ERASE_QUERY, request)
+        user_erase(
+            user_id=user_id,
+            actor_label=f"api-key:{request.auth.prefix} ({request.auth.name})",
+            reason=data["reason"],
+        )
+        return Response(status=204)
 
 
 class ItemInSerializer(serializers.Serializer):
