@@ -14,7 +14,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
-from recommender.datasets import Dataset, OnMalformed, Record, open_dataset
+from recommender.datasets import MAX_LINE_BYTES, Dataset, OnMalformed, Record, open_dataset
 from recommender.exceptions import (
     DatasetImportFailed,
     DatasetLineInvalid,
@@ -99,6 +99,7 @@ def dataset_import(
     items_path: Path | str | None = None,
     skip_invalid: bool = False,
     batch_size: int = 5000,
+    max_line_bytes: int = MAX_LINE_BYTES,
     progress: Progress | None = None,
 ) -> ImportSummary:
     """Import a dataset: items first, then user profiles, then events, in batches.
@@ -109,7 +110,9 @@ def dataset_import(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     started = time.monotonic()
-    dataset = open_dataset(path, format=format, items_path=items_path)
+    dataset = open_dataset(
+        path, format=format, items_path=items_path, max_line_bytes=max_line_bytes
+    )
     summary = ImportSummary(source=dataset.layout)
     total = dataset.total_bytes()
 
