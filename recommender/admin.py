@@ -6,6 +6,7 @@ POST-only (CSRF-checked by ``admin_view``) and check the custom permissions
 ``promote_modelversion`` / ``rollback_modelversion``; promote and rollback go through a
 confirmation page that shows from -> to with the metric deltas and asks for a reason.
 
+Items, events, user profiles and the deletion audit trail are in ``admin_data``.
 The Recommender admin lives in ``training.admin``: its buttons (start a run, sync the
 schedule) call training services, and ``recommender`` never imports ``training``."""
 
@@ -28,6 +29,7 @@ from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 from rest_framework_api_key.models import APIKey
 
+from recommender import admin_data  # noqa: F401  (registers the data and erasure admins)
 from recommender.comparison import compare_rows, metric_value
 from recommender.exceptions import RecsiteError
 from recommender.models import (

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from recommender.auth import HasScope
 from recommender.exceptions import BatchTooLarge, NoActiveVersion
-from recommender.models import Recommender, Scope
+from recommender.models import Recommender, Scope, api_key_client
 from recommender.selectors import active_version_get, recommender_get
 from recommender.serializers import (
     ActiveModelOutput,
@@ -21,7 +21,7 @@ from recommender.serializers import (
     RecommendationsOutput,
     SimilarItemsOutput,
 )
-from recommender.services import event_batch_ingest, item_batch_upsert
+from recommender.services import event_batch_ingest, item_batch_upsert, user_erase
 from recommender.serving import recommendations_get, similar_items_get
 from recsite.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
 
@@ -52,12 +52,22 @@ class ErrorSerializer(serializers.Serializer):
 class EventInSerializer(serializers.Serializer):
     """Documents an event; validation itself is ``recommender.ingest.parse_events``."""
 
-    event_id = serializers.CharField(max_length=255, help_text="Client id; resending is safe.")
+    event_id = serializers.CharField(
+        max_length=255,
+        help_text="Your id for the event, unique per client (API key name); resending is safe.",
+    )
     user_id = serializers.CharField(max_length=255)
     item_id = serializers.CharField(max_length=255)
     type = serializers.CharField(help_text="One of RECSITE_EVENT_TYPES, e.g. view, like.")
-    timestamp = serializers.DateTimeField(help_text="ISO-8601; naive means UTC.")
-    weight = serializers.FloatField(required=False, min_value=0, help_text="e.g. a rating")
+    timestamp = serializers.DateTimeField(
+        help_text="ISO-8601, naive means UTC; from RECSITE_EVENT_MIN_TIMESTAMP (1990-01-01) "
+        "to now + RECSITE_EVENT_FUTURE_TOLERANCE_SECONDS."
+    )
+    weight = serializers.FloatField(
+        required=False,
+        min_value=0,
+        help_text="e.g. a rating; > 0 and at most RECSITE_EVENT_WEIGHT_MAX (100)",
+    )
     recommendation_id = serializers.CharField(required=False, max_length=64)
 
 
@@ -77,12 +87,55 @@ class EventBatchApi(APIView):
     @extend_schema(
         request=EventBatchInSerializer,
         responses={201: EventBatchOutSerializer, 400: ErrorSerializer, 413: ErrorSerializer},
-        summary="Send a batch of interaction events (idempotent on event_id)",
+        summary="Send a batch of interaction events (idempotent on event_id per API key name)",
     )
     def post(self, request):
         entries = _batch(request, "events", settings.RECSITE_EVENT_BATCH_MAX)
-        result = event_batch_ingest(raw_events=entries)
+        result = event_batch_ingest(raw_events=entries, client=api_key_client(request.auth.name))
         return Response(EventBatchOutSerializer(result).data, status=201)
+
+
+class UserEraseQuery(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=500,
+        help_text="Kept in the audit trail, e.g. the erasure request's reference.",
+    )
+
+
+USER_ERASE_QUERY = UserEraseQuery()
+
+
+class UserApi(APIView):
+    permission_classes = [HasScope(Scope.EVENTS_WRITE)]
+
+    @extend_schema(
+        parameters=[UserEraseQuery],
+        request=None,
+        responses={204: None, 400: ErrorSerializer},
+        summary="Erase a user: all their events and their profile (204, also when unknown)",
+        description=(
+            "Deletes every event of the user (from every client) and the user's profile, "
+            "and records the erasure (key, time, counts, reason). Serving treats the user "
+            "as unknown within seconds; the next training run no longer sees them. "
+            "Idempotent: a user with nothing stored also gets 204, so the answer does not "
+            "tell whether the user existed."
+        ),
+    )
+    def delete(self, request, user_id: str):
+        if len(user_id) > USER_ID_MAX:
+            raise serializers.ValidationError(
+                {"user_id": [f"Ensure this field has no more than {USER_ID_MAX} characters."]}
+            )
+        data = query_validate(USER_ERASE_QUERY, request)
+        user_erase(
+            user_id=user_id,
+            actor_label=f"api-key:{request.auth.prefix} ({request.auth.name})",
+            reason=data["reason"],
+        )
+        return Response(status=204)
 
 
 class ItemInSerializer(serializers.Serializer):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -66,7 +65,10 @@ _AGE_GROUPS = (
     (56, "50-55"),
 )
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# The longest line a reader accepts (bytes, line ending excluded); longer ones are
+# malformed. Lines are read with this bound, so one huge line never sits in memory.
+MAX_LINE_BYTES = 1 << 20
+_SKIP_CHUNK = 1 << 16
 
 OnMalformed = Callable[[DatasetLineInvalid], None]
 
@@ -105,6 +107,7 @@ class Dataset(ABC):
 
     def __init__(self) -> None:
         self.bytes_read = 0
+        self.max_line_bytes = MAX_LINE_BYTES
 
     @property
     @abstractmethod
@@ -128,10 +131,28 @@ class Dataset(ABC):
     ) -> Iterator[tuple[int, str]]:
         """(line number, text with its line ending) for each line, counting bytes read.
 
-        Binary reads, because a text file's position cannot be asked while iterating."""
+        Binary reads, because a text file's position cannot be asked while iterating. A
+        line longer than ``max_line_bytes`` or holding a NUL byte (which no database
+        column can store) is malformed: reported with its file and line, or skipped."""
+        limit = self.max_line_bytes
         with path.open("rb") as stream:
-            for number, raw in enumerate(stream, start=1):
+            number = 0
+            while raw := stream.readline(limit + 2):
+                number += 1
                 self.bytes_read += len(raw)
+                if len(raw.rstrip(b"\r\n")) > limit:
+                    while not raw.endswith(b"\n") and (raw := stream.readline(_SKIP_CHUNK)):
+                        self.bytes_read += len(raw)
+                    _malformed(
+                        on_malformed,
+                        str(path),
+                        number,
+                        f"the line is longer than {limit:,} bytes (--max-line-bytes)",
+                    )
+                    continue
+                if b"\x00" in raw:
+                    _malformed(on_malformed, str(path), number, "the line contains a NUL byte")
+                    continue
                 try:
                     text = raw.decode(encoding)
                 except UnicodeDecodeError as exc:
@@ -493,18 +514,58 @@ def csv_event_id(row: dict[str, str | None], event_type: str) -> str:
     return f"csv:{digest[:32]}"
 
 
+def _digits_end(text: str, start: int) -> int:
+    end = start
+    while end < len(text) and "0" <= text[end] <= "9":
+        end += 1
+    return end
+
+
+def looks_numeric(text: str) -> bool:
+    """``[+-]?(d+[.d*]|.d+)([eE][+-]?d+)?`` with ASCII digits, in one left-to-right pass
+    (each character read once or twice). It replaces a regular expression whose
+    backtracking took 12 s on one 20,000-digit cell."""
+    position = 1 if text[:1] in ("+", "-") else 0
+    end = _digits_end(text, position)
+    whole = end - position
+    fraction = 0
+    if end < len(text) and text[end] == ".":
+        start = end + 1
+        end = _digits_end(text, start)
+        fraction = end - start
+    if whole == 0 and fraction == 0:
+        return False
+    if end < len(text) and text[end] in ("e", "E"):
+        start = end + 1 + (text[end + 1 : end + 2] in ("+", "-"))
+        end = _digits_end(text, start)
+        if end == start:
+            return False
+    return end == len(text)
+
+
 def _number_or_text(value: str | None) -> int | float | str | None:
     """Numbers as numbers (Unix seconds, weights); anything else as given, for the
     validators to accept (ISO-8601) or reject with their own message."""
-    if value is None or not _NUMBER.fullmatch(value):
+    if value is None or not looks_numeric(value):
         return value
     number = float(value)
     return int(number) if number.is_integer() and "." not in value else number
 
 
-def open_dataset(path: Path | str, *, format: str, items_path: Path | str | None = None) -> Dataset:
+def open_dataset(
+    path: Path | str,
+    *,
+    format: str,
+    items_path: Path | str | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Dataset:
     """The dataset at ``path``; for MovieLens, which layout is told by the files present."""
-    path = Path(path)
+    dataset = _open(Path(path), format, items_path)
+    dataset.max_line_bytes = max_line_bytes
+    return dataset
+
+
+def _open(path: Path, format: str, items_path: Path | str | None) -> Dataset:
     if format not in FORMATS:
         raise DatasetSourceInvalid(f"unknown format {format!r}; use one of: {', '.join(FORMATS)}")
     if not path.exists():

@@ -49,6 +49,10 @@ class EventRules:
     event_types: Mapping[str, float]
     now: datetime
     future_tolerance: timedelta
+    # Events dated before this are refused (``RECSITE_EVENT_MIN_TIMESTAMP``).
+    earliest: datetime = datetime(1990, 1, 1, tzinfo=UTC)
+    # An event's own weight lies in (0, weight_max] (``RECSITE_EVENT_WEIGHT_MAX``).
+    weight_max: float = 100.0
 
 
 @dataclass(slots=True)
@@ -109,24 +113,45 @@ def parse_timestamp(value: Any) -> datetime:
         raise _Invalid("is out of range") from None
 
 
-def _weight(value: Any) -> float:
+def weight_problem(value: float, weight_max: float) -> str | None:
+    """Why an event's own weight is unusable, or None. One rule for ingest and for the
+    training loader, which skips such rows stored before the rule existed: a weight of
+    1e39 overflows float32 to infinity and made every training run fail; 1e9 on one
+    event made its item everybody's first recommendation."""
+    if not math.isfinite(value):
+        return "must be finite"
+    if value <= 0:
+        return "must be greater than 0"
+    if value > weight_max:
+        return f"must be at most {weight_max:g} (RECSITE_EVENT_WEIGHT_MAX)"
+    return None
+
+
+def _weight(value: Any, weight_max: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Invalid("must be a number")
-    number = float(value)
-    if not math.isfinite(number):
-        raise _Invalid("must be finite")
-    if number < 0:
-        raise _Invalid("must not be negative")
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        raise _Invalid("must be finite") from None
+    problem = weight_problem(number, weight_max)
+    if problem:
+        raise _Invalid(problem)
     return number
 
 
 def parse_events(
     raw_events: Sequence[Any], rules: EventRules
 ) -> tuple[list[EventIn | None], BatchErrors]:
-    """Validate every event; the result list keeps positions (``None`` where invalid)."""
+    """Validate every event; the result list keeps positions (``None`` where invalid).
+
+    One ``event_id`` sent twice in a batch with the same content is fine (stored once);
+    with different content the later ones are errors: merging would keep whichever the
+    database saw first."""
     errors = BatchErrors()
     parsed: list[EventIn | None] = []
     latest_allowed = rules.now + rules.future_tolerance
+    first_seen: dict[str, int] = {}
     for index, raw in enumerate(raw_events):
         if not isinstance(raw, Mapping):
             errors.add(index, "", "must be an object")
@@ -140,7 +165,7 @@ def parse_events(
             ("item_id", True, _external_id),
             ("type", True, None),
             ("timestamp", True, parse_timestamp),
-            ("weight", False, _weight),
+            ("weight", False, None),
             ("recommendation_id", False, None),
         ):
             value = raw.get(name)
@@ -157,6 +182,8 @@ def parse_events(
                         )
                 elif name == "recommendation_id":
                     value = _external_id(value, MAX_RECOMMENDATION_ID_LENGTH)
+                elif name == "weight":
+                    value = _weight(value, rules.weight_max)
                 else:
                     value = check(value)
             except _Invalid as problem:
@@ -170,20 +197,34 @@ def parse_events(
                 "timestamp",
                 f"is in the future (more than {rules.future_tolerance.total_seconds():g} s ahead)",
             )
+        elif timestamp is not None and timestamp < rules.earliest:
+            errors.add(
+                index,
+                "timestamp",
+                f"is before {rules.earliest.isoformat()} (RECSITE_EVENT_MIN_TIMESTAMP)",
+            )
         if len(errors.entries) > before:
             parsed.append(None)
             continue
-        parsed.append(
-            EventIn(
-                event_id=values["event_id"],
-                user_id=values["user_id"],
-                item_id=values["item_id"],
-                event_type=values["type"],
-                timestamp=values["timestamp"],
-                weight=values.get("weight"),
-                recommendation_id=values.get("recommendation_id"),
-            )
+        event = EventIn(
+            event_id=values["event_id"],
+            user_id=values["user_id"],
+            item_id=values["item_id"],
+            event_type=values["type"],
+            timestamp=values["timestamp"],
+            weight=values.get("weight"),
+            recommendation_id=values.get("recommendation_id"),
         )
+        first = first_seen.setdefault(event.event_id, index)
+        if first != index and parsed[first] != event:
+            errors.add(
+                index,
+                "event_id",
+                f"{event.event_id[:40]!r} is also at index {first} with different content",
+            )
+            parsed.append(None)
+            continue
+        parsed.append(event)
     return parsed, errors
 
 

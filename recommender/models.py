@@ -46,9 +46,26 @@ class UserProfile(models.Model):
         return self.external_id
 
 
+# The client of events the operator loads (``import_dataset``, ``generate_demo_data``) and
+# of every event stored before events were scoped by client.
+OPERATOR_CLIENT = "operator"
+CLIENT_MAX_LENGTH = 64
+
+
+def api_key_client(name: str) -> str:
+    """The client an API key sends events as: its name, so a rotated key (a new key with
+    the same name) keeps its app's event ids idempotent, and two apps never share them."""
+    return f"api:{name}"
+
+
 class Event(models.Model):
+    client = models.CharField(
+        max_length=CLIENT_MAX_LENGTH,
+        default=OPERATOR_CLIENT,
+        help_text='Who sent it: "api:<key name>", or "operator" (imports, demo data).',
+    )
     event_id = models.CharField(
-        max_length=255, help_text="The client's id; makes ingestion idempotent."
+        max_length=255, help_text="The client's id; unique per client, makes ingestion idempotent."
     )
     user_external_id = models.CharField(max_length=255)
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="events")
@@ -73,13 +90,53 @@ class Event(models.Model):
             ),
         ]
         constraints = [
-            # A constraint rather than unique=True: on PostgreSQL the latter also builds a
-            # varchar_pattern_ops index for LIKE queries nobody runs, slowing every insert.
-            models.UniqueConstraint(fields=["event_id"], name="event_event_id_unique"),
+            # Idempotency per client: one app's ids never collide with another's. event_id
+            # first, so a lookup by event_id alone (the admin's search) uses it too.
+            models.UniqueConstraint(
+                fields=["event_id", "client"], name="event_client_event_id_unique"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.event_id}: {self.user_external_id} {self.event_type} {self.item_id}"
+
+
+class ErasureKind(models.TextChoices):
+    USER = "user", "A user's events and profile"
+    EVENTS = "events", "Events"
+    ITEMS = "items", "Items and their events"
+
+
+class DataErasure(models.Model):
+    """The audit trail of data deletions: one row per erasure, written in the same
+    transaction as the delete. A user erasure keeps the user's external id: serving
+    reads it to stop using the user at once, until a model trained without them is
+    active (the id is the client's pseudonym, kept as the record of the request)."""
+
+    kind = models.CharField(max_length=8, choices=ErasureKind.choices)
+    subject = models.CharField(
+        max_length=255, blank=True, default="", help_text="The user id of a user erasure."
+    )
+    events_deleted = models.PositiveBigIntegerField(default=0)
+    items_deleted = models.PositiveIntegerField(default=0)
+    profiles_deleted = models.PositiveIntegerField(default=0)
+    detail = models.JSONField(
+        default=dict, blank=True, help_text="What was selected, e.g. the first item ids."
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(
+        max_length=200, blank=True, default="", help_text='e.g. "admin:alice", "api-key:<prefix>".'
+    )
+    reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.subject}".strip()
 
 
 class Scope(models.TextChoices):

@@ -9,7 +9,15 @@ from django.db.models import Count, Max, Min
 from django.db.models.functions import TruncDate
 
 from recommender.exceptions import ModelVersionNotFound, RecommenderNotFound
-from recommender.models import Event, ModelVersion, PromotionEvent, Recommender, VersionStatus
+from recommender.models import (
+    DataErasure,
+    ErasureKind,
+    Event,
+    ModelVersion,
+    PromotionEvent,
+    Recommender,
+    VersionStatus,
+)
 
 
 def recommender_get(*, name: str) -> Recommender:
@@ -109,3 +117,17 @@ def events_ingested_per_day(*, days: int, now: datetime) -> list[tuple[date, int
         )
         counts = dict(rows)
     return [(day, counts.get(day, 0)) for day in (first_day + timedelta(n) for n in range(days))]
+
+
+def user_erasures_stamp() -> int | None:
+    """Changes when a user is erased (the newest erasure's key: an index lookup)."""
+    return DataErasure.objects.filter(kind=ErasureKind.USER).aggregate(last=Max("pk"))["last"]
+
+
+def users_erased_since(*, since: datetime | None) -> frozenset[str]:
+    """Users erased after ``since`` (all of them when None): a model whose data was read
+    at ``since`` may still hold them."""
+    erasures = DataErasure.objects.filter(kind=ErasureKind.USER)
+    if since is not None:
+        erasures = erasures.filter(created_at__gte=since)
+    return frozenset(erasures.values_list("subject", flat=True))

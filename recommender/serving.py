@@ -29,7 +29,7 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -46,7 +46,12 @@ from recommender.artifacts import ArtifactError, LoadedArtifact, load_artifact
 from recommender.exceptions import ItemNotFound, NoModel, RecsiteError, UnknownCategory
 from recommender.models import Event, Item, ModelVersion, Recommender, VersionStatus
 from recommender.scoring import FactorBlock, IdIndex, Page
-from recommender.selectors import recommender_get, user_recent_item_pks
+from recommender.selectors import (
+    recommender_get,
+    user_erasures_stamp,
+    user_recent_item_pks,
+    users_erased_since,
+)
 from recommender.services.registry import local_artifact_path
 from recommender.serving_signal import active_version_key
 from recsite import metrics
@@ -75,6 +80,16 @@ class ActiveVersion:
     artifact_uri: str
     artifact_sha256: str
     created_at: datetime
+    # When the version's training data was read (its data window's end); None if unknown.
+    data_read_at: datetime | None = None
+
+
+def _data_read_at(data_window: Any) -> datetime | None:
+    end = data_window.get("end") if isinstance(data_window, dict) else None
+    try:
+        return datetime.fromisoformat(end) if isinstance(end, str) else None
+    except ValueError:
+        return None
 
 
 def _active_versions(names: dict[int, str]) -> dict[str, ActiveVersion | None]:
@@ -82,12 +97,18 @@ def _active_versions(names: dict[int, str]) -> dict[str, ActiveVersion | None]:
     none)."""
     active: dict[str, ActiveVersion | None] = {name: None for name in names.values()}
     rows = ModelVersion.objects.filter(status=VersionStatus.ACTIVE).values_list(
-        "recommender_id", "pk", "number", "artifact_uri", "artifact_sha256", "created_at"
+        "recommender_id",
+        "pk",
+        "number",
+        "artifact_uri",
+        "artifact_sha256",
+        "created_at",
+        "data_window",
     )
-    for rec_id, pk, number, uri, sha, created in rows:
+    for rec_id, pk, number, uri, sha, created, window in rows:
         if rec_id in names:
             active[names[rec_id]] = ActiveVersion(
-                rec_id, names[rec_id], pk, number, uri, sha, created
+                rec_id, names[rec_id], pk, number, uri, sha, created, _data_read_at(window)
             )
     return active
 
@@ -342,6 +363,9 @@ class ServingState:
     norms: np.ndarray
     catalog_stamp: tuple[Any, int]
     built_at: float = field(default_factory=time.time)
+    # Users erased after the model's data was read: served as unknown users until a
+    # model trained without them is active.
+    forgotten_users: frozenset[str] = frozenset()
 
     @property
     def version_number(self) -> int | None:
@@ -360,7 +384,8 @@ class ServingState:
         """The user's page: model scores (or popularity), minus seen (item keys),
         excluded (item ids) and blocked items, within ``category`` when given."""
         model = self.model
-        user = model.users.position(user_id) if model else None
+        forgotten = user_id in self.forgotten_users
+        user = model.users.position(user_id) if model and not forgotten else None
         if model is None:
             scores, fallback = self.popularity.copy(), NO_MODEL
         elif user is None:
@@ -603,6 +628,7 @@ class ServingRegistry:
         self._refreshed = False
         self._fallback_events: dict[str, Any] = {}
         self._fallback_built: dict[str, float] = {}
+        self._forgotten: dict[str, tuple[tuple[int, int | None], frozenset[str]]] = {}
 
     # -- the request path --
 
@@ -662,7 +688,7 @@ class ServingRegistry:
                 states[name] = fallback
         for name in set(states) - set(actives):
             del states[name]
-        self._states = states
+        self._states = self._forget_erased_users(states)
         # Kept for the next swap: a promotion under an unchanged catalog reads nothing.
         self._catalog = catalog or self._catalog
         now = time.time()
@@ -673,6 +699,29 @@ class ServingRegistry:
             metrics.MODEL_AGE.labels(name).set(
                 now - version.created_at.timestamp() if version else 0
             )
+
+    def _forget_erased_users(self, states: dict[str, ServingState]) -> dict[str, ServingState]:
+        """Each model state with the users erased after its data was read. One indexed
+        query per refresh; the erasures are re-read only when a user was erased or the
+        model changed."""
+        stamp = user_erasures_stamp()
+        result: dict[str, ServingState] = {}
+        for name, state in states.items():
+            if state.model is None:
+                result[name] = state
+                continue
+            version = state.model.version
+            key = (version.version_id, stamp)
+            cached = self._forgotten.get(name)
+            if cached is None or cached[0] != key:
+                since = version.data_read_at if stamp is not None else None
+                users = users_erased_since(since=since) if stamp is not None else frozenset()
+                cached = self._forgotten[name] = (key, users)
+            users = cached[1]
+            result[name] = (
+                state if state.forgotten_users is users else replace(state, forgotten_users=users)
+            )
+        return result
 
     def _may_try(self, name: str, active: ActiveVersion) -> bool:
         """False while ``active`` failed to load less than ``RETRY_FAILED_SECONDS`` ago."""

@@ -16,6 +16,7 @@ register_converter(ExternalIdConverter, "external_id")
 urlpatterns = [
     path("events", apis.EventBatchApi.as_view(), name="events"),
     path("items", apis.ItemBatchApi.as_view(), name="items"),
+    path("users/<external_id:user_id>", apis.UserApi.as_view(), name="user"),
     path("model-versions", apis.ModelVersionListApi.as_view(), name="model-versions"),
     path("models/active", apis.ActiveModelApi.as_view(), name="models-active"),
     path(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -46,6 +47,18 @@ def env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+
+
+def env_datetime(name: str, default: str) -> datetime:
+    """An ISO-8601 date or date-time; naive means UTC."""
+    raw = env_str(name, default)
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not an ISO-8601 date-time (e.g. 1990-01-01T00:00:00Z)."
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

@@ -12,7 +12,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from recsite.env import env_bool, env_float, env_int, env_list, env_str, parse_event_types
+from recsite.env import (
+    env_bool,
+    env_datetime,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    parse_event_types,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -275,6 +283,14 @@ RECSITE_EVENT_BATCH_MAX = env_int("RECSITE_EVENT_BATCH_MAX", 1000)
 RECSITE_ITEM_BATCH_MAX = env_int("RECSITE_ITEM_BATCH_MAX", 1000)
 RECSITE_MAX_BODY_BYTES = env_int("RECSITE_MAX_BODY_BYTES", 2 * 1024 * 1024)
 RECSITE_EVENT_FUTURE_TOLERANCE_SECONDS = env_float("RECSITE_EVENT_FUTURE_TOLERANCE_SECONDS", 300)
+# Events dated before this are refused at ingest (a wrong unit, e.g. days sent as seconds).
+RECSITE_EVENT_MIN_TIMESTAMP = env_datetime("RECSITE_EVENT_MIN_TIMESTAMP", "1990-01-01T00:00:00Z")
+# An event's own weight must lie in (0, max]; training skips stored rows outside it.
+RECSITE_EVENT_WEIGHT_MAX = env_float("RECSITE_EVENT_WEIGHT_MAX", 100.0)
+if not 0 < RECSITE_EVENT_WEIGHT_MAX < 1e30:
+    raise ImproperlyConfigured(
+        f"RECSITE_EVENT_WEIGHT_MAX={RECSITE_EVENT_WEIGHT_MAX!r} must be above 0 and below 1e30."
+    )
 RECSITE_STRICT_CATALOG = env_bool("RECSITE_STRICT_CATALOG", False)
 RECSITE_ARTIFACT_DIR = Path(env_str("RECSITE_ARTIFACT_DIR", str(DATA_DIR / "artifacts")))
 

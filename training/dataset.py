@@ -5,12 +5,15 @@ event) and turned into columns; the pure pipeline modules take it from there."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+from django.conf import settings
 from django.utils import timezone
 
+from recommender.ingest import weight_problem
 from recommender.models import Event, Item, Recommender, UserProfile
 
 _CHUNK = 20_000
@@ -27,6 +30,9 @@ class EventColumns:
     window_start: datetime | None
     window_end: datetime
     ignored_types: dict[str, int]
+    # Rows skipped because their weight is unusable (stored before ingest bounded it, or
+    # above a since-lowered RECSITE_EVENT_WEIGHT_MAX): one such row made every run fail.
+    invalid_weights: int = 0
 
     def __len__(self) -> int:
         return len(self.item_pks)
@@ -51,7 +57,9 @@ def training_window(*, recommender: Recommender, now: datetime | None = None) ->
 def events_load(*, recommender: Recommender, now: datetime | None = None) -> EventColumns:
     """The recommender's window of events, with effective weights.
 
-    Event types missing from ``recommender.event_weights`` are left out and counted."""
+    Event types missing from ``recommender.event_weights`` are left out and counted, and
+    so are rows whose own weight breaks the ingest rule (non-finite, <= 0, above
+    ``RECSITE_EVENT_WEIGHT_MAX``) or whose effective weight is not a finite float32."""
     start, end = training_window(recommender=recommender, now=now)
     events = Event.objects.filter(timestamp__lte=end)
     if start is not None:
@@ -65,14 +73,23 @@ def events_load(*, recommender: Recommender, now: datetime | None = None) -> Eve
     weights: list[float] = []
     stamps: list[float] = []
     ignored: dict[str, int] = {}
+    invalid_weights = 0
+    weight_max = settings.RECSITE_EVENT_WEIGHT_MAX
+    float32_max = float(np.finfo(np.float32).max)
     for user, item, event_type, weight, stamp in rows.iterator(chunk_size=_CHUNK):
         type_weight = type_weights.get(event_type)
         if type_weight is None:
             ignored[event_type] = ignored.get(event_type, 0) + 1
             continue
+        effective = type_weight * (1.0 if weight is None else weight)
+        if (weight is not None and weight_problem(weight, weight_max)) or not (
+            math.isfinite(effective) and abs(effective) <= float32_max
+        ):
+            invalid_weights += 1
+            continue
         users.append(user)
         items.append(item)
-        weights.append(type_weight * (1.0 if weight is None else weight))
+        weights.append(effective)
         stamps.append(stamp.timestamp())
     return EventColumns(
         user_ids=np.array(users, dtype=object),
@@ -82,6 +99,7 @@ def events_load(*, recommender: Recommender, now: datetime | None = None) -> Eve
         window_start=start,
         window_end=end,
         ignored_types=ignored,
+        invalid_weights=invalid_weights,
     )
 
 

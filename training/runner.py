@@ -222,6 +222,11 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
         reporter.log(f"loaded {len(events)} events in the window")
         if events.ignored_types:
             reporter.log(f"ignored event types without a weight: {events.ignored_types}")
+        if events.invalid_weights:
+            reporter.log(
+                f"skipped {events.invalid_weights} events with an unusable weight (not finite, "
+                f"<= 0 or above RECSITE_EVENT_WEIGHT_MAX)"
+            )
 
     with reporter.phase_of("build"):
         data = _build(recommender, events)
@@ -353,6 +358,7 @@ def _data_stats(data: _Data) -> dict[str, Any]:
         "first_event": _iso_ts(data.events.timestamps.min()) if n_events else None,
         "last_event": _iso_ts(data.events.timestamps.max()) if n_events else None,
         "ignored_event_types": data.events.ignored_types,
+        "invalid_weights_skipped": data.events.invalid_weights,
     }
 
 

@@ -3,6 +3,7 @@
 from recommender.services.api_keys import api_key_create, api_key_revoke
 from recommender.services.datasets import ImportSummary, dataset_import
 from recommender.services.demo_data import demo_data_generate
+from recommender.services.erasure import events_erase, items_erase, user_erase
 from recommender.services.ingest import (
     EventIngestResult,
     ItemUpsertResult,
@@ -27,11 +28,14 @@ __all__ = [
     "dataset_import",
     "demo_data_generate",
     "event_batch_ingest",
+    "events_erase",
     "item_batch_upsert",
+    "items_erase",
     "model_version_create",
     "model_version_promote",
     "model_version_reject",
     "model_version_rollback",
     "model_versions_prune",
+    "user_erase",
     "user_profiles_upsert",
 ]

@@ -14,7 +14,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
-from recommender.datasets import Dataset, OnMalformed, Record, open_dataset
+from recommender.datasets import MAX_LINE_BYTES, Dataset, OnMalformed, Record, open_dataset
 from recommender.exceptions import (
     DatasetImportFailed,
     DatasetLineInvalid,
@@ -22,6 +22,7 @@ from recommender.exceptions import (
     ItemBatchInvalid,
 )
 from recommender.ingest import MAX_ID_LENGTH
+from recommender.models import OPERATOR_CLIENT
 from recommender.services.ingest import (
     event_batch_ingest,
     item_batch_upsert,
@@ -98,6 +99,7 @@ def dataset_import(
     items_path: Path | str | None = None,
     skip_invalid: bool = False,
     batch_size: int = 5000,
+    max_line_bytes: int = MAX_LINE_BYTES,
     progress: Progress | None = None,
 ) -> ImportSummary:
     """Import a dataset: items first, then user profiles, then events, in batches.
@@ -108,7 +110,9 @@ def dataset_import(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     started = time.monotonic()
-    dataset = open_dataset(path, format=format, items_path=items_path)
+    dataset = open_dataset(
+        path, format=format, items_path=items_path, max_line_bytes=max_line_bytes
+    )
     summary = ImportSummary(source=dataset.layout)
     total = dataset.total_bytes()
 
@@ -234,7 +238,9 @@ def _import_events(
     for batch in batched(records, batch_size):
         try:
             result = event_batch_ingest(
-                raw_events=[record.data for record in batch], skip_invalid=skip_invalid
+                raw_events=[record.data for record in batch],
+                client=OPERATOR_CLIENT,
+                skip_invalid=skip_invalid,
             )
         except EventBatchInvalid as invalid:
             raise _first_invalid(batch, invalid.detail["errors"]) from invalid

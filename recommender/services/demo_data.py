@@ -16,6 +16,7 @@ from recommender.demo_data import (
     demo_user_id,
     generate_demo_data,
 )
+from recommender.models import OPERATOR_CLIENT
 from recommender.services.datasets import ImportSummary, Progress
 from recommender.services.ingest import (
     event_batch_ingest,
@@ -83,7 +84,8 @@ def demo_data_generate(
                     "timestamp": int(data.event_time[index]),
                 }
                 for index in range(start, stop)
-            ]
+            ],
+            client=OPERATOR_CLIENT,
         )
         summary.events_created += result.created
         summary.events_duplicate += result.duplicates

@@ -23,7 +23,7 @@ from recommender.ingest import (
     parse_events,
     parse_items,
 )
-from recommender.models import Event, Item, UserProfile
+from recommender.models import OPERATOR_CLIENT, Event, Item, UserProfile
 
 # Rows per INSERT statement: a full API batch in one statement; 8 parameters a row stays
 # below both SQLite's 32,766 and PostgreSQL's 65,535 parameter limits.
@@ -60,17 +60,22 @@ def event_rules(*, now: datetime | None = None) -> EventRules:
         event_types=settings.RECSITE_EVENT_TYPES,
         now=now or timezone.now(),
         future_tolerance=timedelta(seconds=settings.RECSITE_EVENT_FUTURE_TOLERANCE_SECONDS),
+        earliest=settings.RECSITE_EVENT_MIN_TIMESTAMP,
+        weight_max=settings.RECSITE_EVENT_WEIGHT_MAX,
     )
 
 
 def event_batch_ingest(
     *,
     raw_events: Sequence[Any],
+    client: str = OPERATOR_CLIENT,
     skip_invalid: bool = False,
     strict_catalog: bool | None = None,
     now: datetime | None = None,
 ) -> EventIngestResult:
-    """Validate and store a batch of events, idempotent on ``event_id``.
+    """Validate and store a batch of events, idempotent on ``(client, event_id)``: a
+    replay by the same client stores nothing twice, another client's equal id is its own
+    event (``api_key_client`` for API keys, ``OPERATOR_CLIENT`` for imports).
 
     All or nothing by default: any invalid event raises ``EventBatchInvalid`` listing
     every problem, and nothing is written. With ``skip_invalid`` the valid events are
@@ -84,7 +89,7 @@ def event_batch_ingest(
             raise EventBatchInvalid(errors=errors.entries)
         bad = errors.indexes()
         valid = [event for index, event in enumerate(parsed) if event and index not in bad]
-        created = _insert_events(valid, item_pks) if valid else 0
+        created = _insert_events(valid, item_pks, client) if valid else 0
     return EventIngestResult(
         received=len(raw_events),
         created=created,
@@ -117,6 +122,7 @@ def _resolve_items(
 
 
 _EVENT_COLUMNS = (
+    "client",
     "event_id",
     "user_external_id",
     "item",
@@ -128,15 +134,19 @@ _EVENT_COLUMNS = (
 )
 
 
-def _insert_events(events: Sequence[EventIn], item_pks: dict[str, int]) -> int:
-    """Insert with ``ON CONFLICT (event_id) DO NOTHING RETURNING``: an exact count of new
-    rows even when concurrent requests send the same events. On PostgreSQL the rows go
+_CONFLICT = 'ON CONFLICT ("event_id", "client") DO NOTHING RETURNING "event_id"'
+
+
+def _insert_events(events: Sequence[EventIn], item_pks: dict[str, int], client: str) -> int:
+    """Insert with ``ON CONFLICT (event_id, client) DO NOTHING RETURNING``: an exact count of
+    new rows even when concurrent requests send the same events. On PostgreSQL the rows go
     in by ``COPY`` into a session temp table and one ``INSERT ... SELECT`` (no per-value
     parameter adaptation, no 8,000-parameter statement to parse); elsewhere by one
     multi-row ``INSERT ... VALUES`` per chunk."""
     ingested_at = timezone.now()
     rows = [
         (
+            client,
             event.event_id,
             event.user_id,
             item_pks[event.item_id],
@@ -161,18 +171,19 @@ def _insert_events(events: Sequence[EventIn], item_pks: dict[str, int]) -> int:
             chunk = rows[start : start + _INSERT_CHUNK]
             params: list[Any] = []
             for row in chunk:
-                params.extend((*row[:5], adapt(row[5]), row[6], adapt(row[7])))
+                params.extend((*row[:6], adapt(row[6]), row[7], adapt(row[8])))
             cursor.execute(
                 f"INSERT INTO {table} ({column_sql}) VALUES "
                 + ", ".join([row_sql] * len(chunk))
-                + ' ON CONFLICT ("event_id") DO NOTHING RETURNING "event_id"',
+                + f" {_CONFLICT}",
                 params,
             )
             created += len(cursor.fetchall())
     return created
 
 
-_COPY_TABLE = "recsite_event_load"
+# Named for its columns: a connection that still holds an older shape's table gets a new one.
+_COPY_TABLE = "recsite_event_load_v2"
 
 
 _COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -189,36 +200,36 @@ _COPY_NULL = "\\N"
 
 
 def _copy_line(row: tuple, ingested_at: str) -> str:
-    event_id, user_id, item_pk, event_type, weight, timestamp, recommendation_id, _ = row
+    client, event_id, user_id, item_pk, event_type, weight, timestamp, recommendation_id, _ = row
     weight_text = _COPY_NULL if weight is None else repr(weight)
     return (
-        f"{_copy_text(event_id)}\t{_copy_text(user_id)}\t{item_pk}\t{_copy_text(event_type)}\t"
+        f"{_copy_text(client)}\t{_copy_text(event_id)}\t{_copy_text(user_id)}\t{item_pk}\t{_copy_text(event_type)}\t"
         f"{weight_text}\t{timestamp.isoformat()}\t"
         f"{_copy_text(recommendation_id)}\t{ingested_at}\n"
     )
 
 
 def _copy_events(rows: list[tuple], table: str, column_sql: str) -> int:
-    ingested_at = rows[0][7].isoformat() if rows else ""
+    ingested_at = rows[0][8].isoformat() if rows else ""
     body = "".join(_copy_line(row, ingested_at) for row in rows)
     with connection.cursor() as cursor:
         # A temp table lives as long as the connection; it is emptied after each batch
         # (and a failed batch's rows roll back with its transaction).
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_COPY_TABLE} ("
-            "event_id varchar(255), user_external_id varchar(255), item_id bigint, "
+            "client varchar(64), event_id varchar(255), user_external_id varchar(255), "
+            "item_id bigint, "
             "event_type varchar(32), weight double precision, timestamp timestamptz, "
             "recommendation_id varchar(64), ingested_at timestamptz)"
         )
         cursor.cursor.copy_expert(
             f"COPY {_COPY_TABLE} ({column_sql}) FROM STDIN", io.StringIO(body)
         )
-        # In event_id order: two requests inserting the same ids in different orders would
-        # each wait for the other's uncommitted rows (a deadlock, one request failing).
+        # In key order (one batch has one client): two requests inserting the same ids in
+        # different orders would each wait for the other's uncommitted rows (a deadlock).
         cursor.execute(
             f"INSERT INTO {table} ({column_sql}) SELECT {column_sql} FROM {_COPY_TABLE} "
-            'ORDER BY "event_id" COLLATE "C" '
-            'ON CONFLICT ("event_id") DO NOTHING RETURNING "event_id"'
+            f'ORDER BY "event_id" COLLATE "C" {_CONFLICT}'
         )
         created = len(cursor.fetchall())
         cursor.execute(f"TRUNCATE {_COPY_TABLE}")

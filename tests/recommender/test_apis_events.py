@@ -197,3 +197,73 @@ def test_ids_with_tabs_newlines_and_backslashes_are_stored_exactly(client):
     stored = set(Event.objects.values_list("user_external_id", flat=True))
     assert stored == set(odd)
     assert set(Item.objects.values_list("external_id", flat=True)) == {f"item-{n}" for n in odd}
+
+
+def test_a_weight_beyond_the_maximum_is_a_400_naming_the_field(client, settings):
+    settings.RECSITE_EVENT_WEIGHT_MAX = 100
+    response = client.post(URL, batch(2, weight=1e39), format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_events"
+    assert {(e["index"], e["field"]) for e in error["detail"]["errors"]} == {
+        (0, "weight"),
+        (1, "weight"),
+    }
+    assert Event.objects.count() == 0
+
+
+def test_a_non_finite_weight_is_a_400_naming_the_field(client):
+    body = json.dumps({"events": batch(1)["events"]}).replace('"view"', '"view", "weight": NaN')
+    response = client.post(URL, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["detail"]["errors"][0]["field"] == "weight"
+
+
+def test_an_event_dated_before_the_minimum_is_a_400(client, settings):
+    settings.RECSITE_EVENT_MIN_TIMESTAMP = datetime(1990, 1, 1, tzinfo=UTC)
+    response = client.post(URL, batch(1, timestamp="1989-12-31T23:59:59Z"), format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["detail"]["errors"][0]["field"] == "timestamp"
+    assert Event.objects.count() == 0
+
+
+def test_one_event_id_twice_with_different_content_is_a_400_not_merged(client):
+    body = batch(2)
+    body["events"].append({**body["events"][0], "item_id": "other"})
+    response = client.post(URL, body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["detail"]["errors"] == [
+        {
+            "index": 2,
+            "field": "event_id",
+            "message": "'e0' is also at index 0 with different content",
+        }
+    ]
+    assert Event.objects.count() == 0
+
+
+def _client_named(name: str):
+    from rest_framework.test import APIClient
+
+    from recommender.services import api_key_create
+
+    _, key = api_key_create(name=name, scopes=[Scope.EVENTS_WRITE])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    return client
+
+
+def test_two_clients_sending_the_same_event_id_both_have_their_event_stored():
+    web, mobile = _client_named("web-shop"), _client_named("mobile-app")
+    first = web.post(URL, batch(1, user_id="web-user"), format="json")
+    second = mobile.post(URL, batch(1, user_id="mobile-user"), format="json")
+    assert first.json()["created"] == 1 and second.json()["created"] == 1
+    stored = dict(Event.objects.filter(event_id="e0").values_list("client", "user_external_id"))
+    assert stored == {"api:web-shop": "web-user", "api:mobile-app": "mobile-user"}
+
+
+def test_a_replay_by_the_same_client_is_a_duplicate_even_with_a_rotated_key():
+    _client_named("web-shop").post(URL, batch(3), format="json")
+    response = _client_named("web-shop").post(URL, batch(3), format="json")
+    assert response.json() == {"received": 3, "created": 0, "duplicates": 3}
+    assert Event.objects.count() == 3

@@ -247,3 +247,93 @@ def test_csv_that_is_not_utf8_is_malformed(tmp_path):
 def test_items_file_only_goes_with_csv(ml100k):
     with pytest.raises(DatasetSourceInvalid, match="only goes with --format csv"):
         open_dataset(ml100k, format="movielens", items_path=ml100k / "u.item")
+
+
+class CountingText(str):
+    """A string that counts how often its characters are read by index."""
+
+    reads = 0
+
+    def __getitem__(self, key):
+        CountingText.reads += 1
+        return super().__getitem__(key)
+
+
+def test_the_number_check_reads_each_character_a_bounded_number_of_times():
+    """Linear by construction: a single pass. The regular expression it replaces
+    backtracked quadratically: 12 s on one 20,000-digit cell followed by a letter."""
+    from recommender.datasets import looks_numeric
+
+    cell = CountingText("1" * 20_000 + "x")
+    CountingText.reads = 0
+    assert looks_numeric(cell) is False
+    assert len(cell) <= CountingText.reads <= len(cell) + 4
+
+
+@pytest.mark.parametrize(
+    "text,numeric",
+    [
+        ("42", True),
+        ("-1.5", True),
+        ("+.5", True),
+        ("12.", True),
+        ("1e5", True),
+        ("2.5E-3", True),
+        (".", False),
+        ("e5", False),
+        ("1e", False),
+        ("1e+", False),
+        ("1.2.3", False),
+        ("2024-05-01", False),
+        ("١٢", False),  # non-ASCII digits are text
+        ("", False),
+    ],
+)
+def test_the_number_check_accepts_what_the_old_pattern_accepted(text, numeric):
+    from recommender.datasets import looks_numeric
+
+    assert looks_numeric(text) is numeric
+
+
+def test_a_20000_character_cell_is_read_and_passed_on(tmp_path):
+    cell = "9" * 20_000
+    path = write(tmp_path / "events.csv", f"user_id,item_id,timestamp,weight\nu1,i1,0,{cell}x\n")
+    (record,) = CsvDataset(path).events()
+    assert record.data["weight"] == cell + "x"
+
+
+def test_a_nul_byte_makes_a_line_malformed_naming_file_and_line(ml100k):
+    write(ml100k / "u.user", "196|24|M|technician|85711\n186|5\x003|F|other|94043\n")
+    with pytest.raises(DatasetLineInvalid) as caught:
+        list(MovieLens100K(ml100k).users())
+    assert (caught.value.line, caught.value.reason) == (2, "the line contains a NUL byte")
+    skipped: list[DatasetLineInvalid] = []
+    users = list(MovieLens100K(ml100k).users(on_malformed=skipped.append))
+    assert [record.data["user_id"] for record in users] == ["196"]
+    assert [error.line for error in skipped] == [2]
+
+
+def test_a_line_longer_than_the_maximum_is_malformed_and_the_next_line_is_read(tmp_path):
+    long_line = "u1,i1,0," + "7" * 5_000
+    path = write(
+        tmp_path / "events.csv",
+        f"user_id,item_id,timestamp,weight\n{long_line}\nu2,i2,0,1\n",
+    )
+    dataset = open_dataset(path, format="csv", max_line_bytes=1_000)
+    with pytest.raises(DatasetLineInvalid) as caught:
+        list(dataset.events())
+    assert caught.value.line == 2 and "longer than 1,000 bytes" in caught.value.reason
+    dataset = open_dataset(path, format="csv", max_line_bytes=1_000)
+    skipped: list[DatasetLineInvalid] = []
+    events = list(dataset.events(on_malformed=skipped.append))
+    assert [event.data["user_id"] for event in events] == ["u2"]
+    assert [event.line for event in events] == [3]
+    assert dataset.bytes_read == path.stat().st_size
+
+
+def test_a_line_of_exactly_the_maximum_is_accepted(tmp_path):
+    header = "user_id,item_id,timestamp"
+    user = "u" * (len(header) - len(",i1,0"))
+    path = write(tmp_path / "events.csv", f"{header}\n{user},i1,0\r\n")
+    dataset = open_dataset(path, format="csv", max_line_bytes=len(header))
+    assert [event.data["user_id"] for event in dataset.events()] == [user]

@@ -186,3 +186,20 @@ def test_movielens_100k_imports_completely_and_reimports_as_duplicates():
 
     assert "0 new, 100,000 already stored, 0 rejected" in again
     assert Event.objects.count() == 100_000
+
+@pytest.mark.django_db
+def test_a_nul_in_u_user_is_skipped_with_skip_invalid_and_named_without(tmp_path):
+    write(tmp_path / "u.data", "196\t242\t3\t881250949\n")
+    write(
+        tmp_path / "u.item", "242|Kolya (1996)|24-Jan-1997||http://x|" + "|".join("0" * 19) + "\n"
+    )
+    (tmp_path / "u.user").write_bytes(b"196|24|M|technician|85711\n186|53|F|oth\x00er|94043\n")
+
+    with pytest.raises(CommandError) as caught:
+        run(str(tmp_path), "--format", "movielens")
+    assert caught.value.returncode == 1
+    assert f"{tmp_path / 'u.user'}:2: the line contains a NUL byte" in str(caught.value)
+
+    output = run(str(tmp_path), "--format", "movielens", "--skip-invalid")
+    assert "1 profiles written, 1 rejected" in output
+    assert Event.objects.count() == 1

@@ -84,3 +84,45 @@ def test_items_validate_fields_and_deduplicate_categories():
     assert parsed[0].categories == ["x", "y"] and parsed[0].active is False
     assert errors.indexes() == {1, 2, 3}
     assert parsed[0].provided_fields() == {"title", "categories", "active"}
+
+
+def test_a_weight_above_the_maximum_or_not_positive_is_rejected_naming_the_field():
+    rules = EventRules(
+        event_types={"view": 1.0}, now=NOW, future_tolerance=timedelta(minutes=5), weight_max=100
+    )
+    raw = [
+        event(weight=100),
+        event(weight=1e39),
+        event(weight=1e9),
+        event(weight=0),
+        event(weight=10**400),
+    ]
+    parsed, errors = parse_events(raw, rules)
+    assert parsed[0] is not None and parsed[0].weight == 100
+    assert errors.indexes() == {1, 2, 3, 4}
+    assert {entry["field"] for entry in errors.entries} == {"weight"}
+    messages = [entry["message"] for entry in errors.entries]
+    assert "at most 100" in messages[0] and "greater than 0" in messages[2]
+    assert messages[3] == "must be finite"
+
+
+def test_a_timestamp_before_the_minimum_is_rejected():
+    rules = EventRules(
+        event_types={"view": 1.0},
+        now=NOW,
+        future_tolerance=timedelta(minutes=5),
+        earliest=datetime(1990, 1, 1, tzinfo=UTC),
+    )
+    raw = [event(timestamp="1990-01-01T00:00:00Z"), event(timestamp=86_400)]
+    parsed, errors = parse_events(raw, rules)
+    assert parsed[0] is not None
+    assert [(entry["index"], entry["field"]) for entry in errors.entries] == [(1, "timestamp")]
+    assert "1990-01-01" in errors.entries[0]["message"]
+
+
+def test_an_event_id_repeated_with_other_content_is_an_error_identical_is_not():
+    raw = [event(), event(), event(item_id="i2"), event(event_id="e2")]
+    parsed, errors = parse_events(raw, RULES)
+    assert [(entry["index"], entry["field"]) for entry in errors.entries] == [(2, "event_id")]
+    assert "index 0" in errors.entries[0]["message"]
+    assert parsed[1] == parsed[0] and parsed[2] is None and parsed[3] is not None

@@ -25,15 +25,18 @@ from rest_framework.test import APIClient
 
 from recommender.models import (
     ApiKey,
+    DataErasure,
     Event,
     Item,
     ModelVersion,
     Recommender,
     Scope,
+    UserProfile,
     VersionStatus,
 )
 from recommender.services import api_key_create, api_key_revoke, model_version_promote
 from tests.factories import (
+    EventFactory,
     ModelVersionFactory,
     RecommenderFactory,
     TrainingRunFactory,
@@ -67,6 +70,7 @@ EVENT = {
 API = {
     ("events", "post"): Op((Scope.EVENTS_WRITE,), body={"events": [EVENT]}),
     ("items", "post"): Op((Scope.CATALOG_WRITE,), body={"items": [{"item_id": "new-item"}]}),
+    ("user", "delete"): Op((Scope.EVENTS_WRITE,), {"user_id": "user-0"}),
     ("model-versions", "get"): Op(READ),
     ("models-active", "get"): Op(READ),
     ("recommendations", "get"): Op((Scope.RECOMMENDATIONS_READ,), {"user_id": "user-0"}),
@@ -151,11 +155,18 @@ def call(client: APIClient, name: str, method: str, op: Op, run: TrainingRun):
     url = reverse(name, kwargs=kwargs)
     if method == "post":
         return client.post(url, op.body, format="json")
+    if method == "delete":
+        return client.delete(url)
     return client.get(url)
 
 
-def written() -> tuple[int, int, int]:
-    return Event.objects.count(), Item.objects.count(), TrainingRun.objects.count()
+def written() -> tuple[int, int, int, int]:
+    return (
+        Event.objects.count(),
+        Item.objects.count(),
+        TrainingRun.objects.count(),
+        DataErasure.objects.count(),
+    )
 
 
 @pytest.mark.parametrize("caller", DENIED_API_CALLERS)
@@ -209,7 +220,12 @@ ROLLBACK = "recommender.rollback_modelversion"
 START = "training.start_training_run"
 REVOKE = "recommender.change_apikey"
 ADD_KEY = "recommender.add_apikey"
+DELETE_EVENT = "recommender.delete_event"
+DELETE_ITEM = "recommender.delete_item"
 VIEW_PERMISSIONS = (
+    "recommender.view_event",
+    "recommender.view_item",
+    "recommender.view_userprofile",
     "recommender.view_recommender",
     "recommender.view_modelversion",
     "recommender.view_apikey",
@@ -227,6 +243,8 @@ class World:
     run: TrainingRun
     idle: Recommender
     api_key: ApiKey
+    event: Event
+    profile: UserProfile
 
 
 @pytest.fixture
@@ -239,7 +257,9 @@ def world() -> World:
     run = TrainingRunFactory(recommender=v1.recommender, status=RunStatus.QUEUED)
     api_key, _ = api_key_create(name="victim", scopes=[Scope.EVENTS_WRITE])
     idle = RecommenderFactory(name="idle")
-    return World(v1=v1, v3=v3, run=run, idle=idle, api_key=api_key)
+    event = EventFactory(user_external_id="subject")
+    profile = UserProfile.objects.create(external_id="subject")
+    return World(v1=v1, v3=v3, run=run, idle=idle, api_key=api_key, event=event, profile=profile)
 
 
 def _changelist(model: type[Model]) -> str:
@@ -331,6 +351,38 @@ ADMIN_ACTIONS = {
             {"action": "revoke_keys", "_selected_action": [w.api_key.pk], "index": 0},
         ),
         lambda w: ApiKey.objects.get(pk=w.api_key.pk).revoked,
+    ),
+}
+
+
+def _erasure_action(model: type[Model], action: str, pk: Callable[[World], int]):
+    return lambda w: (
+        _changelist(model),
+        {"action": action, "_selected_action": [pk(w)], "index": 0, **CONFIRMED},
+    )
+
+
+def _data(world: World) -> tuple[int, int, int, int]:
+    return (
+        Event.objects.count(),
+        Item.objects.count(),
+        UserProfile.objects.count(),
+        DataErasure.objects.count(),
+    )
+
+
+ADMIN_ACTIONS |= {
+    "delete_events": AdminCase(
+        DELETE_EVENT, _erasure_action(Event, "delete_events", lambda w: w.event.pk), _data
+    ),
+    "erase_event_users": AdminCase(
+        DELETE_EVENT, _erasure_action(Event, "erase_event_users", lambda w: w.event.pk), _data
+    ),
+    "delete_items": AdminCase(
+        DELETE_ITEM, _erasure_action(Item, "delete_items", lambda w: w.event.item_id), _data
+    ),
+    "erase_users": AdminCase(
+        DELETE_EVENT, _erasure_action(UserProfile, "erase_users", lambda w: w.profile.pk), _data
     ),
 }
 # Read-only actions, open to whoever sees the list.

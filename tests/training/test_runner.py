@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from recommender.artifacts import load_artifact
-from recommender.models import ModelVersion, PromotionEvent, Recommender, VersionStatus
+from recommender.models import Event, ModelVersion, PromotionEvent, Recommender, VersionStatus
 from recommender.services import demo_data_generate
 from recommender.services.registry import local_artifact_path
 from training.exceptions import TrainingAlreadyRunning
@@ -164,3 +164,13 @@ def test_an_unloadable_champion_is_reported_not_fatal(recommender, artifact_dir)
     assert run.status == RunStatus.SUCCEEDED
     assert run.metrics["champion_error"].startswith("unsupported_format")
     assert run.version.status == VersionStatus.ACTIVE
+
+
+def test_a_stored_weight_of_1e39_is_skipped_and_counted_and_the_run_succeeds(recommender):
+    # Stored before ingest bounded weights: this row alone made every run fail with
+    # "Not all input values are finite".
+    Event.objects.filter(pk=Event.objects.order_by("pk").values("pk")[:1]).update(weight=1e39)
+    run = run_now(recommender)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.data_stats["invalid_weights_skipped"] == 1
+    assert "skipped 1 events with an unusable weight" in run.log

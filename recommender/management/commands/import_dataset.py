@@ -4,7 +4,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from tqdm import tqdm
 
-from recommender.datasets import FORMATS
+from recommender.datasets import FORMATS, MAX_LINE_BYTES
 from recommender.exceptions import DatasetImportFailed, DatasetSourceInvalid
 from recommender.services import dataset_import
 
@@ -33,6 +33,9 @@ layouts:
              ignored; an empty cell counts as not given.
              --items FILE: an items CSV with the header item_id,title,categories
              (item_id required; categories separated by "|").
+
+A line longer than --max-line-bytes (default {MAX_LINE_BYTES:,}) or holding a NUL byte
+is a malformed line (file:line in the message; skipped and counted with --skip-invalid).
 
 Items are imported first, then user profiles, then events in batches. Re-running an
 import is safe: events already stored are counted as duplicates, items are updated.
@@ -81,6 +84,13 @@ class Command(BaseCommand):
             metavar="N",
             help="rows per write transaction (default 5000)",
         )
+        parser.add_argument(
+            "--max-line-bytes",
+            type=_positive_int,
+            default=MAX_LINE_BYTES,
+            metavar="N",
+            help=f"longest line accepted, in bytes (default {MAX_LINE_BYTES:,})",
+        )
 
     def handle(self, *args, **options):
         bar = tqdm(total=0, unit="B", unit_scale=True, file=sys.stderr, disable=None)
@@ -96,6 +106,7 @@ class Command(BaseCommand):
                 items_path=options["items"],
                 skip_invalid=options["skip_invalid"],
                 batch_size=options["batch_size"],
+                max_line_bytes=options["max_line_bytes"],
                 progress=progress,
             )
         except DatasetSourceInvalid as exc:
