@@ -327,6 +327,8 @@ def model_versions_prune(
                 continue
         version.artifact_deleted_at = now
         version.save(update_fields=["artifact_deleted_at"])
-        transaction.on_commit(partial(deleter, version.artifact_uri), robust=True)
+        # A named callable, not functools.partial: Django's robust on_commit logs a
+        # failure by the callback's __qualname__, which a partial lacks.
+        transaction.on_commit(lambda uri=version.artifact_uri: deleter(uri), robust=True)
         pruned.append(version)
     return pruned
