@@ -17,10 +17,10 @@ from recommender.artifacts import load_artifact
 from recommender.models import Recommender, VersionStatus
 from recommender.selectors import rollback_target_get
 from recommender.services import demo_data_generate, model_version_promote
-from training.models import RunStatus, Trigger
+from tests.processes import ROOT
+from training.models import RunStatus, TrainingRun, Trigger
 from training.runner import training_run_execute_now
 from training.tasks import retain_artifacts
-from tests.processes import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +80,7 @@ def test_eight_retrains_leave_the_kept_the_active_and_the_rollback_target(
         load_artifact(artifact_dir / versions[number].artifact_uri)  # intact
     deleted = recommender.versions.filter(artifact_deleted_at__isnull=False)
     assert sorted(deleted.values_list("number", flat=True)) == [3, 4, 5]
-    assert "retention: pruned default: v5" in runs[-1].__class__.objects.get(pk=runs[-1].pk).log
+    assert "retention: pruned default: v5" in TrainingRun.objects.get(pk=runs[-1].pk).log
 
 
 def test_a_failed_deletion_is_logged_on_the_run_and_does_not_fail_it(
