@@ -49,7 +49,7 @@ class RetentionResult:
         )
         parts = [f"pruned {pruned}" if pruned else "nothing to prune"]
         if self.swept:
-            parts.append(f"swept {len(self.swept)} partial director(y/ies)")
+            parts.append(f"swept {len(self.swept)} partial artifact directories")
         if self.errors:
             parts.append(f"{len(self.errors)} error(s): " + "; ".join(self.errors))
         return "retention: " + ", ".join(parts)
