@@ -34,6 +34,7 @@ import re
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -456,21 +457,51 @@ def delete_artifact(path: str | os.PathLike[str]) -> bool:
     return True
 
 
-def partial_artifacts_sweep(root_dir: str | os.PathLike[str], older_than: float) -> list[Path]:
+def artifact_name_new(label: str) -> str:
+    """A fresh artifact name, ``<label>-<32 hex digits>``: unique by construction, so it
+    never collides with a directory left by a run the database no longer knows (after a
+    restore from an older backup the run and version ids start again below numbers
+    already used on disk). ``label`` (e.g. ``run-42``) is only for people reading the
+    folder."""
+    name = f"{label}-{uuid.uuid4().hex}"
+    if not _NAME_RE.match(name):
+        raise ArtifactError("bad_name", f"invalid artifact label {label!r}")
+    return name
+
+
+def _is_partial(entry: Path) -> bool:
+    """A hidden working directory of ``write_artifact`` (``.<name>.tmp-*``) or
+    ``delete_artifact`` (``.<name>.deleting-*``)."""
+    return (
+        entry.name.startswith(".")
+        and (".tmp-" in entry.name or ".deleting-" in entry.name)
+        and entry.is_dir()
+        and not entry.is_symlink()
+    )
+
+
+def partial_artifacts_sweep(
+    root_dir: str | os.PathLike[str], older_than: float, now: float | None = None
+) -> list[Path]:
     """Remove the hidden working directories (``.<name>.tmp-*``, ``.<name>.deleting-*``)
-    left in ``root_dir`` by a process killed while writing or deleting an artifact, once
-    they are ``older_than`` seconds old (no live writer takes that long). Loaders never
-    see them; this only gives the disk back. Returns what was removed."""
+    left by a process killed while writing or deleting an artifact, once they are
+    ``older_than`` seconds old at ``now`` (default: the current time; no live writer
+    takes that long). They sit next to the artifact being written: in ``root_dir``
+    itself and in each of its folders (``<root>/<recommender>/``, where training writes).
+    Loaders never see them; this only gives the disk back. Returns what was removed."""
     root = Path(root_dir)
     if not root.is_dir():
         return []
-    cutoff = time.time() - older_than
+    cutoff = (time.time() if now is None else now) - older_than
+    folders = [root] + sorted(
+        entry
+        for entry in root.iterdir()
+        if not entry.name.startswith(".") and entry.is_dir() and not entry.is_symlink()
+    )
     removed = []
-    for entry in root.iterdir():
-        partial = entry.name.startswith(".") and (
-            ".tmp-" in entry.name or ".deleting-" in entry.name
-        )
-        if partial and entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
+    for folder in folders:
+        for entry in sorted(folder.iterdir()):
+            if _is_partial(entry) and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
     return removed

@@ -587,18 +587,44 @@ class LoadStatus:
 
     def as_dict(self, state: ServingState | None) -> dict[str, Any]:
         model = state.model if state else None
+        loaded = model.version.number if model else None
         return {
             "active_version": self.active_version,
-            "loaded_version": model.version.number if model else None,
+            "loaded_version": loaded,
             "loaded_at": (
                 datetime.fromtimestamp(model.loaded_at, tz=UTC).isoformat() if model else None
             ),
             "serving": (
                 "model" if model else ("popularity_fallback" if state else "nothing (no events)")
             ),
+            # Requests are answered (a model or the popularity fallback), or there is no
+            # active version to answer with yet (a fresh install, the same on every host).
+            "answering": state is not None or self.active_version is None,
+            "degraded": self.active_version is not None and loaded != self.active_version,
+            "degraded_reason": self._degraded_reason(state, loaded),
             "load_failures": self.failures,
             "last_load_error": self.last_error,
         }
+
+    def _degraded_reason(self, state: ServingState | None, loaded: int | None) -> str | None:
+        """Why this process does not serve the active version, in words; None when it does."""
+        if self.active_version is None or loaded == self.active_version:
+            return None
+        error = (
+            self.last_error
+            if (self.last_error or {}).get("version") == self.active_version
+            else None
+        )
+        why = (
+            f"v{self.active_version} failed to load ({error['code']}: {error['message']})"
+            if error
+            else f"v{self.active_version} is not loaded yet"
+        )
+        if loaded is not None:
+            return f"{why}; serving v{loaded}"
+        if state is not None:
+            return f"{why}; serving the popularity fallback"
+        return f"{why}; nothing to serve (no events for the popularity fallback)"
 
 
 @dataclass
@@ -794,8 +820,11 @@ class ServingRegistry:
     # -- health --
 
     def health(self) -> dict[str, Any]:
-        """For ``/readyz``: ok unless a recommender has an active version and this process
-        serves no model for it."""
+        """For ``/readyz``: ok while this process can answer requests for every recommender
+        (a model, an older model or the popularity fallback); ``degraded`` when it does not
+        serve some recommender's active version, each recommender's ``degraded_reason``
+        saying why. A lost artifact folder is degraded, not unready: every host shares it,
+        and a load balancer dropping every host would answer nothing at all."""
         error = None
         if not self._refreshed:
             try:
@@ -806,11 +835,13 @@ class ServingRegistry:
         recommenders = {
             name: status.as_dict(states.get(name)) for name, status in sorted(self._status.items())
         }
-        ok = error is None and all(
-            r["active_version"] is None or r["loaded_version"] is not None
-            for r in recommenders.values()
-        )
-        body: dict[str, Any] = {"ok": ok, "pid": os.getpid(), "recommenders": recommenders}
+        ok = error is None and all(r["answering"] for r in recommenders.values())
+        body: dict[str, Any] = {
+            "ok": ok,
+            "degraded": any(r["degraded"] for r in recommenders.values()),
+            "pid": os.getpid(),
+            "recommenders": recommenders,
+        }
         if error:
             body["error"] = error
         return body

@@ -17,9 +17,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready to serve: the database answers, and this process serves a model for every
-    recommender that has an active version (``serving`` also shows the loaded versions
-    and the last load error)."""
+    """Ready (200) while requests can be answered: the database answers, and this process
+    serves every recommender that has an active version with a model or the popularity
+    fallback. ``degraded`` (with each recommender's ``degraded_reason`` under
+    ``checks.serving``) says when it does not serve an active version: its artifact is
+    missing or damaged, or not loaded yet. A database that does not answer is 503."""
     checks: dict[str, dict] = {}
     try:
         with connection.cursor() as cursor:
@@ -29,4 +31,5 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["database"] = {"ok": False, "error": str(exc).splitlines()[0][:200]}
     checks["serving"] = registry.health()
     ready = all(check["ok"] for check in checks.values())
-    return JsonResponse({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    body = {"ready": ready, "degraded": bool(checks["serving"].get("degraded")), "checks": checks}
+    return JsonResponse(body, status=200 if ready else 503)

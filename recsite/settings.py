@@ -206,6 +206,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.tasks.reap_stale_runs",
         "schedule": env_int("RECSITE_REAPER_INTERVAL_SECONDS", 60),
     },
+    # Artifact retention (every recommender's versions_kept) and the sweep of partial
+    # artifacts of killed writers; each successful training run applies it as well.
+    "retain-artifacts": {
+        "task": "training.tasks.retain_artifacts",
+        "schedule": env_int("RECSITE_RETENTION_INTERVAL_SECONDS", 3600),
+    },
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -32,6 +32,7 @@ from recommender.artifacts import (
     ArtifactError,
     ArtifactInfo,
     ArtifactMeta,
+    artifact_name_new,
     delete_artifact,
     load_artifact,
     write_artifact,
@@ -43,6 +44,7 @@ from recommender.services.registry import (
     model_version_create,
     model_version_promote,
 )
+from recommender.services.retention import artifacts_retain
 from training.dataset import EventColumns, catalog_load, events_load, user_features_load
 from training.models import Decision, TrainingRun
 from training.pipeline.gates import DataStats, GateConfig, Outcome, decide, run_gates
@@ -69,6 +71,7 @@ from training.services import (
     training_run_create,
     training_run_fail,
     training_run_finish_cancelled,
+    training_run_log_append,
     training_run_report,
     training_run_succeed,
 )
@@ -282,6 +285,7 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
             candidate=metrics["candidate"],
             popularity=metrics["popularity"],
             champion=metrics.get("champion_same_holdout"),
+            champion_unavailable=_champion_unavailable(metrics),
         )
         decision = decide(gates=gates, policy=recommender.promotion_policy)
         gate_results = [gate.as_dict() for gate in gates]
@@ -445,6 +449,17 @@ def _evaluate(
     return metrics
 
 
+def _champion_unavailable(metrics: dict[str, Any]) -> str | None:
+    """Why an active version could not be compared, for the champion gate: its artifact is
+    missing (lost or deleted from disk) or unusable. None when there is no champion or
+    it was loaded."""
+    error = metrics.get("champion_error")
+    if error is None:
+        return None
+    what = "missing" if error.startswith("missing_file:") else "unusable"
+    return f"champion artifact {what}: v{metrics['champion_version']} ({error})"
+
+
 def _brief(values: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.4f}" for name, value in values.items() if name != "users")
 
@@ -496,7 +511,7 @@ def _write(
         feature_names["users"] = data.user_features.names.tolist()
     return write_artifact(
         Path(settings.RECSITE_ARTIFACT_DIR).resolve() / recommender.name,
-        f"run-{run.pk}",
+        artifact_name_new(f"run-{run.pk}"),
         arrays={
             "user_embeddings": user_embeddings,
             "user_biases": user_biases,
@@ -571,7 +586,19 @@ def _register(
             gate_results=gate_results,
             phase_timings=reporter.timings,
         )
+        transaction.on_commit(lambda: _retain(run), robust=True)
     return version
+
+
+def _retain(run: TrainingRun) -> None:
+    """Artifact retention once the new version and its promotion have committed. What it
+    did, and any failure, goes on the run's log; it never changes the run's outcome."""
+    try:
+        summary = artifacts_retain(recommender=run.recommender).summary()
+    except Exception as exc:
+        logger.exception("retention after run %s failed", run.pk)
+        summary = f"retention failed (the run is unaffected): {type(exc).__name__}: {exc}"
+    training_run_log_append(run_id=run.pk, log=summary)
 
 
 def training_run_execute_now(

@@ -341,6 +341,22 @@ def training_run_report(
     return bool(TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(**fields))
 
 
+@transaction.atomic
+def training_run_log_append(*, run_id: int, log: str) -> None:
+    """Append timestamped lines to a run's log whatever its status: for what happens after
+    a run finished (the retention it triggers), which never changes its outcome."""
+    current = (
+        TrainingRun.objects.select_for_update()
+        .filter(pk=run_id)
+        .values_list("log", flat=True)
+        .first()
+    )
+    if current is None:
+        return
+    updated = log_cap(current + _timestamped(log, timezone.now()))
+    TrainingRun.objects.filter(pk=run_id).update(log=updated)
+
+
 # --- Finishing -----------------------------------------------------------------------
 
 

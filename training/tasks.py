@@ -12,7 +12,7 @@ from celery.worker.request import Request
 from django.conf import settings
 from django.db import connection
 
-from recommender.artifacts import partial_artifacts_sweep
+from recommender.services import artifacts_retain
 from training.runner import default_worker_name, training_run_execute
 from training.services import (
     training_run_scheduled,
@@ -79,13 +79,17 @@ def run_scheduled_training(recommender_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def reap_stale_runs() -> None:
-    """Fail running runs whose worker stopped heart-beating, send again queued runs whose
-    message the broker may have lost, and remove partial artifacts of killed writers."""
+    """Fail running runs whose worker stopped heart-beating, and send again queued runs
+    whose message the broker may have lost."""
     training_runs_reap(stale_after=timedelta(seconds=settings.RECSITE_RUN_STALE_AFTER_SECONDS))
     training_runs_requeue(queued_for=timedelta(seconds=settings.RECSITE_RUN_REQUEUE_AFTER_SECONDS))
-    # A writer killed mid-artifact leaves a hidden working directory; none lives longer
-    # than the hard time limit.
-    for path in partial_artifacts_sweep(
-        settings.RECSITE_ARTIFACT_DIR, older_than=settings.CELERY_TASK_TIME_LIMIT
-    ):
-        logger.warning("removed %s, a partial artifact left by a killed process", path)
+
+
+@shared_task(ignore_result=True)
+def retain_artifacts() -> None:
+    """Fired by beat every ``RECSITE_RETENTION_INTERVAL_SECONDS``: artifact retention for
+    every recommender and the sweep of partial artifacts of killed writers (none lives
+    longer than the hard time limit). Training runs also apply it when they finish."""
+    result = artifacts_retain()
+    log = logger.warning if result.errors else logger.info
+    log("%s", result.summary())

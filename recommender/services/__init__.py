@@ -18,13 +18,16 @@ from recommender.services.registry import (
     model_version_rollback,
     model_versions_prune,
 )
+from recommender.services.retention import RetentionResult, artifacts_retain
 
 __all__ = [
     "EventIngestResult",
     "ImportSummary",
     "ItemUpsertResult",
+    "RetentionResult",
     "api_key_create",
     "api_key_revoke",
+    "artifacts_retain",
     "dataset_import",
     "demo_data_generate",
     "event_batch_ingest",

@@ -9,7 +9,6 @@ after commit."""
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -22,7 +21,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from recommender.artifacts import ArtifactError, load_artifact
+from recommender.artifacts import ArtifactError, delete_artifact, load_artifact
 from recommender.exceptions import (
     NoRollbackTarget,
     VersionAlreadyActive,
@@ -276,10 +275,9 @@ def local_artifact_path(uri: str) -> Path:
 
 def artifact_dir_delete(uri: str) -> None:
     """The default artifact deleter: remove a local artifact directory (guarded by
-    ``local_artifact_path``); a missing directory is already deleted."""
-    path = local_artifact_path(uri)
-    if path.exists():
-        shutil.rmtree(path)
+    ``local_artifact_path``; renamed away first, so a reader never sees half of it); a
+    missing directory is already deleted."""
+    delete_artifact(local_artifact_path(uri))
 
 
 @transaction.atomic
@@ -329,6 +327,8 @@ def model_versions_prune(
                 continue
         version.artifact_deleted_at = now
         version.save(update_fields=["artifact_deleted_at"])
-        transaction.on_commit(partial(deleter, version.artifact_uri), robust=True)
+        # A named callable, not functools.partial: Django's robust on_commit logs a
+        # failure by the callback's __qualname__, which a partial lacks.
+        transaction.on_commit(lambda uri=version.artifact_uri: deleter(uri), robust=True)
         pruned.append(version)
     return pruned

@@ -10,6 +10,7 @@ import pytest
 from recommender.artifacts import (
     ArtifactError,
     ArtifactMeta,
+    artifact_name_new,
     delete_artifact,
     load_artifact,
     partial_artifacts_sweep,
@@ -293,3 +294,25 @@ def test_partial_directories_of_killed_writers_are_swept_once_old(artifact: Path
     assert fresh_partial.exists()  # maybe a live writer
     assert load_artifact(artifact).sha256  # real artifacts are never touched
     assert partial_artifacts_sweep(root / "missing", older_than=0) == []
+
+
+def test_the_sweep_looks_in_the_recommender_folders_where_training_writes(tmp_path: Path):
+    folder = tmp_path / "default"  # training writes <root>/<recommender>/<name>
+    artifact = write_artifact(folder, "run-1-a", _arrays(), ID_MAPS, META).path
+    partial = folder / ".run-2-b.tmp-x1y2"
+    partial.mkdir()
+    (partial / "user_embeddings.npy").write_bytes(b"half")
+    written = partial.stat().st_mtime
+
+    assert partial_artifacts_sweep(tmp_path, older_than=600, now=written + 599) == []
+    assert partial_artifacts_sweep(tmp_path, older_than=600, now=written + 601) == [partial]
+    assert load_artifact(artifact).sha256
+
+
+def test_artifact_names_are_unique_and_keep_their_label():
+    names = {artifact_name_new("run-7") for _ in range(100)}
+    assert len(names) == 100
+    assert all(name.startswith("run-7-") and len(name) == len("run-7-") + 32 for name in names)
+    with pytest.raises(ArtifactError) as caught:
+        artifact_name_new("../escape")
+    assert caught.value.code == "bad_name"

@@ -74,6 +74,8 @@ def test_a_corrupted_artifact_is_refused_and_the_old_version_keeps_serving(v1, c
     assert default["last_load_error"]["version"] == 2
     assert default["last_load_error"]["code"] == "checksum_mismatch"
     assert health["ok"] is True  # still serving a model
+    assert health["degraded"] is True
+    assert default["degraded_reason"].endswith("; serving v1")
     registry.refresh()  # not retried on every poll
     assert failures() == failed_before + 1
 
@@ -108,7 +110,12 @@ def test_when_the_first_version_cannot_load_popularity_from_events_serves(artifa
     state = registry.state("default")
     assert state.model is None
     assert state.universe.ids_at(np.arange(len(state.universe))) == ["item-7"]
-    assert client.get("/readyz").status_code == 503
+    ready = client.get("/readyz")
+    assert ready.status_code == 200  # requests are answered: degraded, not unready
+    assert ready.json()["degraded"] is True
+    default = ready.json()["checks"]["serving"]["recommenders"]["default"]
+    assert default["degraded_reason"].startswith("v1 failed to load (checksum_mismatch:")
+    assert default["degraded_reason"].endswith("serving the popularity fallback")
 
 
 def test_the_cache_key_bumped_on_promote_signals_the_watcher(v1):

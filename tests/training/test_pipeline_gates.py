@@ -87,6 +87,21 @@ def test_gate_results_carry_observed_and_threshold():
     assert not champ.passed and not champ.skipped
 
 
+def test_champion_gate_names_a_champion_whose_artifact_is_missing():
+    gates = run_gates(
+        config=CONFIG,
+        data=ENOUGH,
+        candidate={KEY: 0.3},
+        popularity={KEY: 0.1},
+        champion=None,
+        champion_unavailable="champion artifact missing: v4 (missing_file: gone)",
+    )
+    champ = {g.name: g for g in gates}[CHAMP]
+    assert (champ.passed, champ.skipped) == (True, True)
+    assert champ.message.startswith("Champion artifact missing: v4 (missing_file: gone); ")
+    assert "No champion yet" not in champ.message
+
+
 def test_champion_gate_is_skipped_without_a_champion():
     gates = run_gates(
         config=CONFIG, data=ENOUGH, candidate={KEY: 0.3}, popularity={KEY: 0.1}, champion=None

@@ -1,5 +1,6 @@
 """A whole training run, in process, on generated data (real database, real LightFM)."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -91,10 +92,12 @@ def test_a_gate_rejection_keeps_the_champion_and_writes_no_version(recommender, 
     ]
 
 
-def test_a_failing_phase_leaves_the_champion_active(recommender, artifact_dir):
+def test_a_failing_phase_leaves_the_champion_active(recommender, artifact_dir, settings):
     champion = run_now(recommender).version
     run = training_run_create(recommender=recommender, trigger=Trigger.API, enqueue=False)
-    (artifact_dir / "default" / f"run-{run.pk}").write_text("in the way")
+    blocked = artifact_dir.parent / "a-file"
+    blocked.write_text("where the artifact directory should be")
+    settings.RECSITE_ARTIFACT_DIR = blocked
     run = training_run_execute(run_id=run.pk)
     assert run.status == RunStatus.FAILED
     assert run.error.startswith("artifact:")
@@ -102,6 +105,30 @@ def test_a_failing_phase_leaves_the_champion_active(recommender, artifact_dir):
     champion.refresh_from_db()
     assert champion.status == VersionStatus.ACTIVE
     assert ModelVersion.objects.count() == 1
+
+
+def test_a_directory_left_by_a_run_the_database_forgot_does_not_collide(recommender, artifact_dir):
+    """After a restore from an older backup, run ids start again below ids already used
+    on disk: the old naming (``run-<id>``) then failed with ``already_exists``."""
+    champion = run_now(recommender).version
+    run = training_run_create(recommender=recommender, trigger=Trigger.API, enqueue=False)
+    forgotten = artifact_dir / "default" / f"run-{run.pk}"
+    shutil.copytree(artifact_dir / champion.artifact_uri, forgotten)
+    run = training_run_execute(run_id=run.pk)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert Path(run.version.artifact_uri).name.startswith(f"run-{run.pk}-")
+    assert load_artifact(forgotten).sha256 == champion.artifact_sha256  # left alone
+
+
+def test_a_missing_champion_artifact_is_named_by_the_champion_gate(recommender, artifact_dir):
+    run_now(recommender)
+    shutil.rmtree(artifact_dir)  # the artifact folder is lost
+    run = run_now(recommender)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    gate = next(g for g in run.gate_results if g["name"] == "not_worse_than_champion")
+    assert gate["message"].startswith("Champion artifact missing: v1 (missing_file:")
+    assert "No champion yet" not in gate["message"]
+    assert (gate["passed"], gate["skipped"]) == (True, True)
 
 
 def test_manual_policy_and_no_promote_keep_a_candidate(recommender):
@@ -164,6 +191,8 @@ def test_an_unloadable_champion_is_reported_not_fatal(recommender, artifact_dir)
     assert run.status == RunStatus.SUCCEEDED
     assert run.metrics["champion_error"].startswith("unsupported_format")
     assert run.version.status == VersionStatus.ACTIVE
+    gate = next(g for g in run.gate_results if g["name"] == "not_worse_than_champion")
+    assert gate["message"].startswith("Champion artifact unusable: v1 (unsupported_format:")
 
 
 def test_a_stored_weight_of_1e39_is_skipped_and_counted_and_the_run_succeeds(recommender):

@@ -122,18 +122,27 @@ def gate_beats_popularity(
 
 
 def gate_not_worse_than_champion(
-    candidate: Mapping[str, float], champion: Mapping[str, float] | None, config: GateConfig
+    candidate: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    config: GateConfig,
+    champion_unavailable: str | None = None,
 ) -> GateResult:
-    """The candidate may trail the champion by at most the tolerance; skipped without one."""
+    """The candidate may trail the champion by at most the tolerance; skipped without one.
+
+    ``champion_unavailable`` says why an active version has no metrics (its artifact is
+    missing or unusable): the gate is skipped too, saying so rather than "no champion
+    yet". Serving then answers from the popularity fallback, which the candidate has
+    already beaten, so holding it back would keep the worse ranking in place."""
     key = config.key_metric
     if champion is None:
+        message = (
+            f"{champion_unavailable[0].upper()}{champion_unavailable[1:]}; not compared "
+            "(serving falls back to popularity, which the candidate has to beat)."
+            if champion_unavailable
+            else "No champion yet: nothing to compare with."
+        )
         return GateResult(
-            "not_worse_than_champion",
-            True,
-            _metric(candidate, key),
-            None,
-            "No champion yet: nothing to compare with.",
-            skipped=True,
+            "not_worse_than_champion", True, _metric(candidate, key), None, message, skipped=True
         )
     cand, champ = _metric(candidate, key), _metric(champion, key)
     if cand is None or champ is None:
@@ -163,6 +172,7 @@ def run_gates(
     candidate: Mapping[str, float],
     popularity: Mapping[str, float],
     champion: Mapping[str, float] | None,
+    champion_unavailable: str | None = None,
 ) -> tuple[GateResult, ...]:
     """Every gate, in the order they are shown and checked."""
     return (
@@ -170,7 +180,7 @@ def run_gates(
         _minimum_gate("min_items", "items", data.n_items, config.min_items),
         _minimum_gate("min_events", "events", data.n_events, config.min_events),
         gate_beats_popularity(candidate, popularity, config),
-        gate_not_worse_than_champion(candidate, champion, config),
+        gate_not_worse_than_champion(candidate, champion, config, champion_unavailable),
     )
 
 
