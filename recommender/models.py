@@ -171,6 +171,11 @@ class PromotionPolicy(models.TextChoices):
     MANUAL = "manual", "Keep candidates until staff promote one"
 
 
+class ChampionNoOverlapPolicy(models.TextChoices):
+    HOLD = "hold", "Hold the candidate for manual promotion"
+    SKIP = "skip", "Skip the champion comparison, with a warning on the run"
+
+
 class Recommender(models.Model):
     """One named model: its hyper-parameters, data, evaluation, gates, policy, retention
     and schedule. Most installs have one, ``default`` (created by a data migration)."""
@@ -242,8 +247,19 @@ class Recommender(models.Model):
     champion_tolerance = models.FloatField(
         default=0.02,
         help_text=(
-            "Relative tolerance against the active version (same holdout, same metric): "
-            "the candidate wins when candidate >= champion * (1 - tolerance)."
+            "Relative tolerance against the active version, both measured on the held-out "
+            "events newer than the active version's data: the candidate passes when "
+            "candidate >= champion * (1 - tolerance)."
+        ),
+    )
+    champion_no_overlap_policy = models.CharField(
+        max_length=8,
+        choices=ChampionNoOverlapPolicy.choices,
+        default=ChampionNoOverlapPolicy.HOLD,
+        help_text=(
+            "When no held-out event is newer than the active version's data (e.g. a retrain "
+            "on unchanged data), the two cannot be compared on the same events: hold the "
+            "candidate for staff to promote, or skip the comparison with a warning."
         ),
     )
 

@@ -35,7 +35,7 @@ from training.exceptions import (
     TrainingRunNotQueued,
 )
 from training.models import Decision, TrainingRun, Trigger
-from training.reports import metric_table
+from training.reports import champion_note, metric_table
 from training.schedules import recommender_schedule_sync
 from training.services import training_run_cancel, training_run_create
 
@@ -94,6 +94,7 @@ class RecommenderForm(forms.ModelForm):
             "gate_min_events",
             "gate_min_lift_over_popularity",
             "champion_tolerance",
+            "champion_no_overlap_policy",
             "promotion_policy",
             "refit_on_full_data",
             "versions_kept",
@@ -169,6 +170,7 @@ class RecommenderAdmin(admin.ModelAdmin):
                     ("gate_min_users", "gate_min_items", "gate_min_events"),
                     "gate_min_lift_over_popularity",
                     "champion_tolerance",
+                    "champion_no_overlap_policy",
                 )
             },
         ),
@@ -415,6 +417,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
                 "run": run,
                 "original": run,
                 "metric_table": metric_table(run),
+                "champion_note": champion_note(metrics),
                 "data_stats": _stats_rows(run.data_stats or {}),
                 "key_metric_name": key,
                 "timings_chart": charts.stacked_bar(

@@ -58,6 +58,7 @@ def form_data(recommender, **changes) -> dict:
         "gate_min_events": 1,
         "gate_min_lift_over_popularity": 0,
         "champion_tolerance": 0.02,
+        "champion_no_overlap_policy": "hold",
         "promotion_policy": "manual",
         "refit_on_full_data": "on",
         "versions_kept": 3,
