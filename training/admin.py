@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from recommender.admin import age_text, status_badge
 from recommender.comparison import metric_name, metric_value
+from recommender.config_schema import BOOL, CHOICE, SETTINGS
 from recommender.models import ModelVersion, Recommender, VersionStatus, validate_schedule_cron
 from recsite.admin_site import render_admin_page
 from training import charts
@@ -100,6 +101,19 @@ class RecommenderForm(forms.ModelForm):
             "versions_kept",
         )
         widgets = {"schedule_cron": forms.TextInput(attrs={"size": 24, "class": "recsite-cron"})}
+
+    def __init__(self, *args, **kwargs) -> None:
+        """Show each setting's allowed values from ``recommender.config_schema``; the
+        model's ``clean_fields`` (run by the form) enforces them, each error on its field."""
+        super().__init__(*args, **kwargs)
+        for name, setting in SETTINGS.items():
+            field = self.fields.get(name)
+            if field is None or setting.kind == BOOL:
+                continue
+            if setting.kind == CHOICE and not getattr(field, "choices", None):
+                field.widget = forms.Select(choices=[(c, c) for c in setting.choices])
+            elif setting.kind != CHOICE:
+                field.help_text = f"{field.help_text} Allowed: {setting.range_text()}.".strip()
 
     def clean(self) -> dict:
         data = super().clean()

@@ -36,6 +36,7 @@ from recommender.artifacts import (
     load_artifact,
     write_artifact,
 )
+from recommender.metric_names import metric_key
 from recommender.models import ModelVersion, PromotionKind, Recommender, VersionStatus
 from recommender.selectors import active_version_get
 from recommender.services.registry import (
@@ -100,11 +101,6 @@ ProgressCallback = Callable[[str, float, str], None]
 
 class RunStopped(Exception):
     """A cancel was requested, or the run was reaped: stop between phases/epochs."""
-
-
-def metric_key(name: str, k: int) -> str:
-    """``precision_at_k`` -> ``precision@10``; names without ``_at_k`` (auc) unchanged."""
-    return f"{name.removesuffix('_at_k')}@{k}" if name.endswith("_at_k") else name
 
 
 def default_worker_name(pid: int | None = None) -> str:
