@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from recommender.config_schema import BOOL, CHOICE, FLOAT, INT, SETTINGS
-from recommender.models import ModelVersion
+from recommender.models import ModelVersion, PromotionEvent
 
 
 def config_serializer_fields(names: Iterable[str]) -> dict[str, serializers.Field]:
@@ -145,3 +145,26 @@ class SimilarItemsOutput(serializers.Serializer):
     item_id = serializers.CharField()
     model_version = serializers.IntegerField()
     items = RankedItemOutput(many=True)
+
+
+class PromotionEventOutput(serializers.ModelSerializer):
+    """One change of the active version, as the audit trail records it."""
+
+    recommender = serializers.CharField(source="recommender.name")
+    from_version = serializers.IntegerField(
+        source="from_version.number", allow_null=True, default=None
+    )
+    to_version = serializers.IntegerField(source="to_version.number")
+
+    class Meta:
+        model = PromotionEvent
+        fields = [
+            "id",
+            "recommender",
+            "kind",
+            "from_version",
+            "to_version",
+            "actor_label",
+            "reason",
+            "created_at",
+        ]
