@@ -11,17 +11,24 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommender.auth import HasScope
+from recommender.auth import HasScope, api_key_actor_label
 from recommender.exceptions import BatchTooLarge, NoActiveVersion
 from recommender.models import Recommender, Scope, api_key_client
-from recommender.selectors import active_version_get, recommender_get
+from recommender.selectors import active_version_get, model_version_get, recommender_get
 from recommender.serializers import (
     ActiveModelOutput,
     ModelVersionOutput,
+    PromotionEventOutput,
     RecommendationsOutput,
     SimilarItemsOutput,
 )
-from recommender.services import event_batch_ingest, item_batch_upsert, user_erase
+from recommender.services import (
+    event_batch_ingest,
+    item_batch_upsert,
+    model_version_promote,
+    model_version_rollback,
+    user_erase,
+)
 from recommender.serving import recommendations_get, similar_items_get
 from recsite.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
 
@@ -237,6 +244,77 @@ class ActiveModelApi(APIView):
                 recommender=recommender.name,
             )
         return Response(ActiveModelOutput(version).data)
+
+
+class PromotionInput(serializers.Serializer):
+    recommender = serializers.SlugField(required=False, default="default", max_length=64)
+    reason = serializers.CharField(max_length=500, help_text="Why: kept in the audit trail.")
+
+
+VERSION_NUMBER_PARAMETER = OpenApiParameter(
+    "number", OpenApiTypes.INT, OpenApiParameter.PATH, description="A version number."
+)
+
+
+class ModelVersionPromoteApi(APIView):
+    """The admin's and ``manage.py promote``'s service, with the key as the actor."""
+
+    permission_classes = [HasScope(Scope.TRAINING_WRITE)]
+
+    @extend_schema(
+        parameters=[VERSION_NUMBER_PARAMETER],
+        request=PromotionInput,
+        responses={201: PromotionEventOutput, 404: ErrorSerializer, 409: ErrorSerializer},
+        summary="Make version {number} the active one (audited; the old one becomes the "
+        "rollback target)",
+        description=(
+            "404 `recommender_not_found` / `model_version_not_found`; 409 "
+            "`version_not_promotable` (rejected, artifact deleted or failing verification) "
+            "or `version_already_active`."
+        ),
+    )
+    def post(self, request, number: int):
+        data = PromotionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        recommender = recommender_get(name=data.validated_data["recommender"])
+        event = model_version_promote(
+            version=model_version_get(recommender=recommender, number=number),
+            actor_label=api_key_actor_label(request.auth),
+            reason=data.validated_data["reason"],
+        )
+        return Response(PromotionEventOutput(event).data, status=201)
+
+
+class ModelVersionRollbackApi(APIView):
+    """``{number}`` is the version to roll back *from*, which must be the active one:
+    a retried or concurrent rollback then gets 409 instead of undoing the first one."""
+
+    permission_classes = [HasScope(Scope.TRAINING_WRITE)]
+
+    @extend_schema(
+        parameters=[VERSION_NUMBER_PARAMETER],
+        request=PromotionInput,
+        responses={201: PromotionEventOutput, 404: ErrorSerializer, 409: ErrorSerializer},
+        summary="Roll back from the active version {number} to the version active before it",
+        description=(
+            "`number` must be the active version (the one being rolled back), so that a "
+            "retried or concurrent rollback cannot roll back twice. 404 "
+            "`recommender_not_found` / `model_version_not_found`; 409 `version_not_active` "
+            "(`detail.active_version` says which is) or `no_rollback_target`."
+        ),
+    )
+    def post(self, request, number: int):
+        data = PromotionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        recommender = recommender_get(name=data.validated_data["recommender"])
+        model_version_get(recommender=recommender, number=number)
+        event = model_version_rollback(
+            recommender=recommender,
+            actor_label=api_key_actor_label(request.auth),
+            reason=data.validated_data["reason"],
+            from_number=number,
+        )
+        return Response(PromotionEventOutput(event).data, status=201)
 
 
 # --- Serving -------------------------------------------------------------------------

@@ -140,6 +140,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return KEYWORD
 
 
+def api_key_actor_label(api_key: ApiKey) -> str:
+    """How an API key appears as the actor of what it did (runs, promotions, rollbacks):
+    ``api-key:<prefix> (<name>)``. The prefix identifies the key; the name is a hint."""
+    return f"api-key:{api_key.prefix} ({api_key.name})"
+
+
 class HasScope(permissions.BasePermission):
     """``permission_classes = [HasScope("events:write")]``: the key must carry the scope
     (with several scopes: any one of them)."""

@@ -87,6 +87,15 @@ class VersionNotRejectable(RecsiteError):
     default_message = "This version cannot be rejected."
 
 
+class VersionNotActive(RecsiteError):
+    """A rollback names the version it rolls back from, and that is not the active one
+    (any more): someone else promoted or rolled back meanwhile."""
+
+    code = "version_not_active"
+    status = 409
+    default_message = "This version is not the active one."
+
+
 class NoRollbackTarget(RecsiteError):
     code = "no_rollback_target"
     status = 409

@@ -7,10 +7,31 @@ never stored twice."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
+
+from recommender.config_schema import (
+    HYPERPARAMETERS,
+    SETTINGS,
+    ChampionNoOverlapPolicy,
+    DuplicateAggregation,
+    HoldoutStrategy,
+    Loss,
+    PromotionPolicy,
+    config_clean,
+)
+
+__all__ = [
+    "ChampionNoOverlapPolicy",
+    "DuplicateAggregation",
+    "HoldoutStrategy",
+    "Loss",
+    "PromotionPolicy",
+]
 
 
 class Item(models.Model):
@@ -206,44 +227,16 @@ def validate_schedule_cron(value: str) -> None:
         ) from None
 
 
-class Loss(models.TextChoices):
-    WARP = "warp", "WARP"
-    BPR = "bpr", "BPR"
-    WARP_KOS = "warp-kos", "k-OS WARP"
-    LOGISTIC = "logistic", "Logistic"
-
-
-class DuplicateAggregation(models.TextChoices):
-    SUM = "sum", "Sum the weights of repeated (user, item) events"
-    MAX = "max", "Keep the largest weight of repeated (user, item) events"
-
-
-class HoldoutStrategy(models.TextChoices):
-    PER_USER_RECENT = "per_user_recent", "Each user's most recent interactions"
-    GLOBAL_CUTOFF = "global_cutoff", "Everything after one global time cutoff"
-
-
-class PromotionPolicy(models.TextChoices):
-    AUTO = "auto", "Promote a candidate that passes the gates and beats the champion"
-    MANUAL = "manual", "Keep candidates until staff promote one"
-
-
 class Recommender(models.Model):
     """One named model: its hyper-parameters, data, evaluation, gates, policy, retention
-    and schedule. Most installs have one, ``default`` (created by a data migration)."""
+    and schedule. Most installs have one, ``default`` (created by a data migration).
+
+    The allowed values of every setting are ``recommender.config_schema``'s; full_clean
+    (the admin form) checks them with ``clean_fields``."""
 
     # The fields a run copies into ``ModelVersion.hyperparameters`` and that
     # ``retrain`` / the API may override per run.
-    HYPERPARAMETER_FIELDS = (
-        "no_components",
-        "loss",
-        "learning_rate",
-        "epochs",
-        "item_alpha",
-        "user_alpha",
-        "num_threads",
-        "random_seed",
-    )
+    HYPERPARAMETER_FIELDS = HYPERPARAMETERS
 
     name = models.SlugField(max_length=64, unique=True)
     description = models.TextField(blank=True, default="")
@@ -299,8 +292,19 @@ class Recommender(models.Model):
     champion_tolerance = models.FloatField(
         default=0.02,
         help_text=(
-            "Relative tolerance against the active version (same holdout, same metric): "
-            "the candidate wins when candidate >= champion * (1 - tolerance)."
+            "Relative tolerance against the active version, both measured on the held-out "
+            "events newer than the active version's data: the candidate passes when "
+            "candidate >= champion * (1 - tolerance)."
+        ),
+    )
+    champion_no_overlap_policy = models.CharField(
+        max_length=8,
+        choices=ChampionNoOverlapPolicy.choices,
+        default=ChampionNoOverlapPolicy.HOLD,
+        help_text=(
+            "When no held-out event is newer than the active version's data (e.g. a retrain "
+            "on unchanged data), the two cannot be compared on the same events: hold the "
+            "candidate for staff to promote, or skip the comparison with a warning."
         ),
     )
 
@@ -346,6 +350,27 @@ class Recommender(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean_fields(self, exclude: Iterable[str] | None = None) -> None:
+        """Django's own field checks, then the schema's, each error on its field."""
+        skip = set(exclude or ())
+        errors: dict[str, list] = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = dict(exc.error_dict)
+        values = {
+            name: getattr(self, name)
+            for name in SETTINGS
+            if name not in skip and name not in errors
+        }
+        try:
+            config_clean(values)
+        except ValidationError as exc:
+            for name, field_errors in exc.error_dict.items():
+                errors.setdefault(name, []).extend(field_errors)
+        if errors:
+            raise ValidationError(errors)
 
     def hyperparameters(self) -> dict:
         return {name: getattr(self, name) for name in self.HYPERPARAMETER_FIELDS}

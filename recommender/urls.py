@@ -18,6 +18,16 @@ urlpatterns = [
     path("items", apis.ItemBatchApi.as_view(), name="items"),
     path("users/<external_id:user_id>", apis.UserApi.as_view(), name="user"),
     path("model-versions", apis.ModelVersionListApi.as_view(), name="model-versions"),
+    path(
+        "model-versions/<int:number>/promote",
+        apis.ModelVersionPromoteApi.as_view(),
+        name="model-version-promote",
+    ),
+    path(
+        "model-versions/<int:number>/rollback",
+        apis.ModelVersionRollbackApi.as_view(),
+        name="model-version-rollback",
+    ),
     path("models/active", apis.ActiveModelApi.as_view(), name="models-active"),
     path(
         "recommendations/<external_id:user_id>",

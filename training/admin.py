@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from recommender.admin import age_text, status_badge
 from recommender.comparison import metric_name, metric_value
+from recommender.config_schema import BOOL, CHOICE, SETTINGS
 from recommender.models import ModelVersion, Recommender, VersionStatus, validate_schedule_cron
 from recsite.admin_site import render_admin_page
 from training import charts
@@ -35,7 +36,7 @@ from training.exceptions import (
     TrainingRunNotQueued,
 )
 from training.models import Decision, TrainingRun, Trigger
-from training.reports import metric_table
+from training.reports import champion_note, metric_table
 from training.schedules import recommender_schedule_sync
 from training.services import training_run_cancel, training_run_create
 
@@ -94,11 +95,25 @@ class RecommenderForm(forms.ModelForm):
             "gate_min_events",
             "gate_min_lift_over_popularity",
             "champion_tolerance",
+            "champion_no_overlap_policy",
             "promotion_policy",
             "refit_on_full_data",
             "versions_kept",
         )
         widgets = {"schedule_cron": forms.TextInput(attrs={"size": 24, "class": "recsite-cron"})}
+
+    def __init__(self, *args, **kwargs) -> None:
+        """Show each setting's allowed values from ``recommender.config_schema``; the
+        model's ``clean_fields`` (run by the form) enforces them, each error on its field."""
+        super().__init__(*args, **kwargs)
+        for name, setting in SETTINGS.items():
+            field = self.fields.get(name)
+            if field is None or setting.kind == BOOL:
+                continue
+            if setting.kind == CHOICE and not getattr(field, "choices", None):
+                field.widget = forms.Select(choices=[(c, c) for c in setting.choices])
+            elif setting.kind != CHOICE:
+                field.help_text = f"{field.help_text} Allowed: {setting.range_text()}.".strip()
 
     def clean(self) -> dict:
         data = super().clean()
@@ -169,6 +184,7 @@ class RecommenderAdmin(admin.ModelAdmin):
                     ("gate_min_users", "gate_min_items", "gate_min_events"),
                     "gate_min_lift_over_popularity",
                     "champion_tolerance",
+                    "champion_no_overlap_policy",
                 )
             },
         ),
@@ -415,6 +431,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
                 "run": run,
                 "original": run,
                 "metric_table": metric_table(run),
+                "champion_note": champion_note(metrics),
                 "data_stats": _stats_rows(run.data_stats or {}),
                 "key_metric_name": key,
                 "timings_chart": charts.stacked_bar(

@@ -12,7 +12,7 @@ from recommender.apis import (
     paginated_response,
     recommender_from_query,
 )
-from recommender.auth import HasScope
+from recommender.auth import HasScope, api_key_actor_label
 from recommender.models import Scope
 from recommender.selectors import recommender_get
 from recsite.pagination import PAGE_PARAMETERS, paginated
@@ -47,7 +47,7 @@ class TrainingRunListApi(APIView):
         run = training_run_create(
             recommender=recommender,
             trigger=Trigger.API,
-            actor_label=f"api-key:{request.auth.prefix} ({request.auth.name})",
+            actor_label=api_key_actor_label(request.auth),
             options={
                 "dry_run": values["dry_run"],
                 "no_promote": values["no_promote"],

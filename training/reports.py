@@ -13,15 +13,16 @@ def _shown_metrics(metrics: dict) -> list[str]:
 
 
 def metric_columns(run: TrainingRun) -> list[tuple[str, dict]]:
-    """The metric table's columns, (title, metrics): candidate, popularity, and when the
-    champion was evaluated, the champion and the candidate on the champion's holdout."""
+    """The metric table's columns, (title, metrics): candidate and popularity on the whole
+    holdout, and when the champion was evaluated, the candidate and the champion on the
+    champion's holdout (what the champion gate compares), side by side."""
     metrics = run.metrics or {}
     if not metrics.get("candidate"):
         return []
     columns = [("candidate", metrics["candidate"]), ("popularity", metrics["popularity"])]
     if metrics.get("champion"):
-        columns.append((f"champion v{metrics.get('champion_version')}", metrics["champion"]))
         columns.append(("candidate*", metrics["candidate_on_champion_holdout"]))
+        columns.append((f"champion* v{metrics.get('champion_version')}", metrics["champion"]))
     return columns
 
 
@@ -48,12 +49,30 @@ def render_metric_table(run: TrainingRun) -> str:
         lines.append(f"{name:<14}{cells}")
     users = int(metrics["candidate"].get("users", 0))
     lines.append(f"evaluated on {users} users with held-out events")
-    if metrics.get("champion"):
-        lines.append(
-            "champion and candidate* are measured on the held-out events newer than the "
-            "champion's data, so neither is judged on events it was trained on"
-        )
+    note = champion_note(metrics)
+    if note:
+        lines.append(note)
     return "\n".join(lines)
+
+
+def champion_note(metrics: dict) -> str:
+    """What the champion columns mean, or why there are none."""
+    version = metrics.get("champion_version")
+    if metrics.get("champion"):
+        return (
+            f"candidate* and champion* v{version} are measured on the same "
+            f"{metrics.get('champion_holdout_events', '?')} held-out events, those newer than "
+            "the champion's data (so neither is judged on events it was trained on); the "
+            "champion gate compares these two columns"
+        )
+    if metrics.get("champion_error"):
+        return f"champion v{version} not evaluated: {metrics['champion_error']}"
+    if version is not None:
+        return (
+            f"champion v{version} not compared: no held-out event is newer than its data "
+            "(see the champion gate for what the policy decided)"
+        )
+    return ""
 
 
 def render_run_summary(run: TrainingRun) -> str:

@@ -37,6 +37,7 @@ from recommender.artifacts import (
     load_artifact,
     write_artifact,
 )
+from recommender.metric_names import metric_key
 from recommender.models import ModelVersion, PromotionKind, Recommender, VersionStatus
 from recommender.selectors import active_version_get
 from recommender.services.registry import (
@@ -47,7 +48,14 @@ from recommender.services.registry import (
 from recommender.services.retention import artifacts_retain
 from training.dataset import EventColumns, catalog_load, events_load, user_features_load
 from training.models import Decision, TrainingRun
-from training.pipeline.gates import DataStats, GateConfig, Outcome, decide, run_gates
+from training.pipeline.gates import (
+    ChampionComparison,
+    DataStats,
+    GateConfig,
+    Outcome,
+    decide,
+    run_gates,
+)
 from training.pipeline.gates import Decision as GateDecision
 from training.pipeline.matrices import (
     FeatureMatrix,
@@ -96,11 +104,6 @@ ProgressCallback = Callable[[str, float, str], None]
 
 class RunStopped(Exception):
     """A cancel was requested, or the run was reaped: stop between phases/epochs."""
-
-
-def metric_key(name: str, k: int) -> str:
-    """``precision_at_k`` -> ``precision@10``; names without ``_at_k`` (auc) unchanged."""
-    return f"{name.removesuffix('_at_k')}@{k}" if name.endswith("_at_k") else name
 
 
 def default_worker_name(pid: int | None = None) -> str:
@@ -280,15 +283,19 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
                 key_metric=key,
                 min_lift_over_popularity=recommender.gate_min_lift_over_popularity,
                 max_regression_vs_champion=recommender.champion_tolerance,
+                champion_no_overlap_policy=recommender.champion_no_overlap_policy,
             ),
             data=DataStats(n_users=n_users, n_items=n_items, n_events=len(events)),
             candidate=metrics["candidate"],
             popularity=metrics["popularity"],
-            champion=metrics.get("champion_same_holdout"),
+            champion=_champion_comparison(metrics),
             champion_unavailable=_champion_unavailable(metrics),
         )
         decision = decide(gates=gates, policy=recommender.promotion_policy)
         gate_results = [gate.as_dict() for gate in gates]
+        for gate in gates:
+            if gate.held or gate.skipped:
+                reporter.log(f"{gate.name}: {gate.message}")
         reporter.log(decision.reason)
 
     if decision.outcome is Outcome.REJECT:
@@ -431,9 +438,6 @@ def _evaluate(
         reporter.log(f"champion v{champion.number} cannot be loaded ({exc.message}); not compared")
         return metrics
     newer = split.test & (data.interactions.timestamps > trained_until)
-    if not newer.any():
-        reporter.log(f"champion v{champion.number}: no holdout events newer than its data")
-        return metrics
     held = Split(train=split.train, test=newer, stats=split.stats)
     _, newer_test = split_matrices(
         data.interactions,
@@ -442,10 +446,20 @@ def _evaluate(
         len(data.items),
         duplicates=recommender.duplicate_aggregation,
     )
+    metrics["champion_holdout_events"] = int(newer_test.nnz)
+    if not newer_test.nnz:
+        reporter.log(
+            f"champion v{champion.number}: no holdout events newer than its data; "
+            f"champion_no_overlap_policy={recommender.champion_no_overlap_policy}"
+        )
+        return metrics
     metrics["champion"] = evaluate(champion_scorer, train, newer_test, k=k)
-    metrics["champion_same_holdout"] = metrics["champion"]
     metrics["candidate_on_champion_holdout"] = evaluate(candidate_scorer, train, newer_test, k=k)
-    reporter.log(f"champion v{champion.number} {_brief(metrics['champion'])}")
+    reporter.log(
+        f"on the {newer_test.nnz} held-out events newer than champion v{champion.number}'s "
+        f"data: champion {_brief(metrics['champion'])}; candidate "
+        f"{_brief(metrics['candidate_on_champion_holdout'])}"
+    )
     return metrics
 
 
@@ -458,6 +472,20 @@ def _champion_unavailable(metrics: dict[str, Any]) -> str | None:
         return None
     what = "missing" if error.startswith("missing_file:") else "unusable"
     return f"champion artifact {what}: v{metrics['champion_version']} ({error})"
+
+
+def _champion_comparison(metrics: dict[str, Any]) -> ChampionComparison | None:
+    """What the champion gate compares: the champion and the candidate on the champion's
+    holdout (never the candidate's whole holdout). None when there is no champion to
+    compare with (none yet, or its artifact could not be loaded)."""
+    if "champion_version" not in metrics or "champion_error" in metrics:
+        return None
+    return ChampionComparison(
+        version=metrics["champion_version"],
+        events=metrics.get("champion_holdout_events", 0),
+        champion=metrics.get("champion"),
+        candidate=metrics.get("candidate_on_champion_holdout"),
+    )
 
 
 def _brief(values: dict[str, float]) -> str:

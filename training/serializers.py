@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from recommender.models import Loss
+from recommender.config_schema import HYPERPARAMETERS
+from recommender.serializers import ConfigOverridesSerializer
 from training.models import TrainingRun
 
 
@@ -36,15 +37,11 @@ class TrainingRunOutput(serializers.ModelSerializer):
         ]
 
 
-class HyperparameterOverrides(serializers.Serializer):
-    no_components = serializers.IntegerField(required=False, min_value=1, max_value=1024)
-    loss = serializers.ChoiceField(choices=Loss.choices, required=False)
-    learning_rate = serializers.FloatField(required=False, min_value=1e-6, max_value=10)
-    epochs = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
-    item_alpha = serializers.FloatField(required=False, min_value=0, max_value=10)
-    user_alpha = serializers.FloatField(required=False, min_value=0, max_value=10)
-    num_threads = serializers.IntegerField(required=False, min_value=1, max_value=256)
-    random_seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+class HyperparameterOverrides(ConfigOverridesSerializer):
+    """Per-run overrides of the recommender's LightFM settings, bounded by
+    ``recommender.config_schema`` (the same bounds as the admin form and ``retrain``)."""
+
+    setting_names = HYPERPARAMETERS
 
 
 class TrainingRunInput(serializers.Serializer):

@@ -25,6 +25,7 @@ from recommender.artifacts import ArtifactError, delete_artifact, load_artifact
 from recommender.exceptions import (
     NoRollbackTarget,
     VersionAlreadyActive,
+    VersionNotActive,
     VersionNotPromotable,
     VersionNotRejectable,
 )
@@ -192,11 +193,25 @@ def model_version_rollback(
     actor: AbstractBaseUser | None = None,
     actor_label: str = "",
     reason: str,
+    from_number: int | None = None,
 ) -> PromotionEvent:
     """Make the version that was active before the current one active again
-    (see ``rollback_target_get``)."""
+    (see ``rollback_target_get``).
+
+    ``from_number``, when given, is the version the caller means to roll back from: if
+    it is not the active one when the lock is held, ``VersionNotActive`` and nothing
+    changes. Two callers reacting to the same bad version thus roll back once; without
+    it the second rollback would undo the first (the target of a rollback is the
+    version it replaced)."""
     recommender = _lock_recommender(recommender.pk)
     current = active_version_get(recommender=recommender)
+    if from_number is not None and (current is None or current.number != from_number):
+        raise VersionNotActive(
+            f"Version {from_number} is not the active version of {recommender.name!r} "
+            f"(active: {f'v{current.number}' if current else 'none'}); nothing was rolled back.",
+            version=from_number,
+            active_version=current.number if current else None,
+        )
     if current is None:
         raise NoRollbackTarget(
             f"Recommender {recommender.name!r} has no active version to roll back from.",

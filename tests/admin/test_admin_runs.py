@@ -58,6 +58,7 @@ def form_data(recommender, **changes) -> dict:
         "gate_min_events": 1,
         "gate_min_lift_over_popularity": 0,
         "champion_tolerance": 0.02,
+        "champion_no_overlap_policy": "hold",
         "promotion_policy": "manual",
         "refit_on_full_data": "on",
         "versions_kept": 3,
@@ -335,3 +336,32 @@ def test_in_eager_mode_a_started_run_executes_in_process(
     finally:
         app.conf.task_always_eager = False
     assert executed == [TrainingRun.objects.get().pk]
+
+
+def test_the_recommender_form_refuses_what_the_schema_refuses_on_each_field(admin_client):
+    recommender = RecommenderFactory(name="shop")
+    response = admin_client.post(
+        change_url(recommender),
+        form_data(
+            recommender,
+            key_metric="precison_at_k",
+            event_weights='{"view": "lots"}',
+            holdout_fraction=1.5,
+            epochs=100_000,
+        ),
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert set(errors) == {"key_metric", "event_weights", "holdout_fraction", "epochs"}
+    assert "'precison_at_k' is not allowed" in errors["key_metric"][0]
+    assert "view: 'lots' is not a weight" in errors["event_weights"][0]
+    assert "greater than 0 and less than 1" in errors["holdout_fraction"][0]
+    assert "from 1 to 1000" in errors["epochs"][0]
+    recommender.refresh_from_db()
+    assert recommender.key_metric == "precision_at_k" and recommender.holdout_fraction == 0.2
+
+
+def test_the_recommender_form_shows_the_allowed_values(admin_client):
+    page = admin_client.get(change_url(RecommenderFactory(name="shop"))).content.decode()
+    assert "Allowed: from 1 to 1000." in page
+    assert '<option value="ndcg_at_k">' in page

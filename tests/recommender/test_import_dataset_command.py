@@ -187,6 +187,7 @@ def test_movielens_100k_imports_completely_and_reimports_as_duplicates():
     assert "0 new, 100,000 already stored, 0 rejected" in again
     assert Event.objects.count() == 100_000
 
+
 @pytest.mark.django_db
 def test_a_nul_in_u_user_is_skipped_with_skip_invalid_and_named_without(tmp_path):
     write(tmp_path / "u.data", "196\t242\t3\t881250949\n")

@@ -29,6 +29,7 @@ from recommender.models import (
     Event,
     Item,
     ModelVersion,
+    PromotionEvent,
     Recommender,
     Scope,
     UserProfile,
@@ -73,6 +74,12 @@ API = {
     ("user", "delete"): Op((Scope.EVENTS_WRITE,), {"user_id": "user-0"}),
     ("model-versions", "get"): Op(READ),
     ("models-active", "get"): Op(READ),
+    ("model-version-promote", "post"): Op(
+        (Scope.TRAINING_WRITE,), {"number": 3}, body={"reason": "matrix"}
+    ),
+    ("model-version-rollback", "post"): Op(
+        (Scope.TRAINING_WRITE,), {"number": 2}, body={"reason": "matrix"}
+    ),
     ("recommendations", "get"): Op((Scope.RECOMMENDATIONS_READ,), {"user_id": "user-0"}),
     ("similar-items", "get"): Op((Scope.RECOMMENDATIONS_READ,), {"item_id": "item-0"}),
     ("training-runs", "get"): Op(READ),
@@ -116,11 +123,14 @@ def test_every_api_operation_and_public_url_is_classified():
 
 @pytest.fixture
 def served(settings, tmp_path) -> TrainingRun:
-    """An active model over a catalog, and a finished run: every operation can succeed."""
+    """An active model over a catalog (v2, rolled out over v1), a candidate (v3) and a
+    finished run: every operation can succeed."""
     settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
     spec = default_spec()
     create_catalog(spec)
+    create_version(spec)
     version = create_version(spec)
+    create_version(spec, promote=False)
     return TrainingRunFactory(
         recommender=version.recommender, status=RunStatus.SUCCEEDED, version=version
     )
@@ -160,12 +170,13 @@ def call(client: APIClient, name: str, method: str, op: Op, run: TrainingRun):
     return client.get(url)
 
 
-def written() -> tuple[int, int, int, int]:
+def written() -> tuple[int, ...]:
     return (
         Event.objects.count(),
         Item.objects.count(),
         TrainingRun.objects.count(),
         DataErasure.objects.count(),
+        PromotionEvent.objects.count(),
     )
 
 

@@ -100,3 +100,29 @@ def test_no_active_version_is_404_with_a_code(trainer):
     response = trainer.get("/api/v1/models/active")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "no_active_version"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"epochs": 1001}, "epochs", "Ensure this value is less than or equal to 1000."),
+        ({"no_components": 513}, "no_components", "less than or equal to 512"),
+        ({"num_threads": 65}, "num_threads", "less than or equal to 64"),
+        ({"learning_rate": 0}, "learning_rate", "0 is out of range: give a number greater than 0"),
+        ({"loss": "hinge"}, "loss", '"hinge" is not a valid choice.'),
+        ({"epoch": 5}, "epoch", "Not one of the settings allowed here: no_components"),
+    ],
+)
+def test_out_of_range_overrides_are_400_naming_the_field(trainer, overrides, field, message):
+    response = trainer.post("/api/v1/training-runs", {"overrides": overrides}, format="json")
+    assert response.status_code == 400, response.content
+    detail = response.json()["error"]["detail"]
+    assert message in " ".join(detail["overrides"][field])
+    assert not TrainingRun.objects.exists()
+
+
+def test_the_schema_documents_the_override_maxima(trainer):
+    schema = trainer.get("/api/schema/", {"format": "json"}).json()
+    overrides = schema["components"]["schemas"]["HyperparameterOverridesRequest"]["properties"]
+    assert (overrides["epochs"]["maximum"], overrides["no_components"]["maximum"]) == (1000, 512)
+    assert overrides["num_threads"]["maximum"] == 64

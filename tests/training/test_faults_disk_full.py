@@ -75,6 +75,7 @@ def recommender(tiny_store) -> Recommender:
     # Gates are not under test: every run that writes its artifact is promoted.
     recommender.gate_min_lift_over_popularity = -1.0
     recommender.champion_tolerance = 1.0
+    recommender.champion_no_overlap_policy = "skip"  # the runs share their data
     recommender.save()
     return recommender
 

@@ -1,8 +1,10 @@
 import math
+from dataclasses import replace
 
 import pytest
 
 from training.pipeline.gates import (
+    ChampionComparison,
     DataStats,
     GateConfig,
     Outcome,
@@ -22,6 +24,13 @@ ENOUGH = DataStats(n_users=10, n_items=5, n_events=100)
 KEY = "precision@10"
 PROMOTE, KEEP, REJECT = Outcome.PROMOTE, Outcome.KEEP_CHAMPION, Outcome.REJECT
 POP, CHAMP = "beats_popularity", "not_worse_than_champion"
+
+
+def same_holdout(champion: float, candidate: float) -> ChampionComparison:
+    """The champion and the candidate on the champion's holdout (100 events)."""
+    return ChampionComparison(
+        version=1, events=100, champion={KEY: champion}, candidate={KEY: candidate}
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,7 +61,7 @@ def test_decision_table(case, data, candidate, popularity, champion, policy, out
         data=data,
         candidate={KEY: candidate},
         popularity={KEY: popularity},
-        champion=None if champion is None else {KEY: champion},
+        champion=None if champion is None else same_holdout(champion, candidate),
     )
     decision = decide(gates=gates, policy=policy)
     assert decision.outcome == outcome, case
@@ -68,7 +77,7 @@ def test_gate_results_carry_observed_and_threshold():
         data=ENOUGH,
         candidate={KEY: 0.21},
         popularity={KEY: 0.20},
-        champion={KEY: 0.30},
+        champion=same_holdout(0.30, 0.21),
     )
     by_name = {g.name: g for g in gates}
     assert [g.name for g in gates] == [
@@ -123,3 +132,81 @@ def test_missing_key_metric_fails_the_gate():
 def test_unknown_policy_is_refused():
     with pytest.raises(ValueError):
         decide(gates=(), policy="yolo")
+
+
+def test_the_champion_gate_compares_the_candidate_on_the_champions_holdout():
+    """The demo's run #2: 0.1198 on its whole holdout against the champion's 0.0860 on
+    the events newer than the champion's data, where the candidate scored 0.0843. With a
+    1 % tolerance (threshold 0.0851) that is a regression, whatever the whole holdout says."""
+    gates = run_gates(
+        config=replace(CONFIG, max_regression_vs_champion=0.01),
+        data=ENOUGH,
+        candidate={KEY: 0.1198},
+        popularity={KEY: 0.05},
+        champion=same_holdout(0.0860, 0.0843),
+    )
+    decision = decide(gates=gates, policy="auto")
+    assert decision.outcome is REJECT
+    assert decision.failed_gate == CHAMP
+    champ = gates[-1]
+    assert (champ.observed, champ.threshold) == (0.0843, pytest.approx(0.08514))
+    assert "100 held-out events newer than champion v1" in champ.message
+
+
+def test_the_issue_case_is_within_the_default_two_percent_tolerance():
+    """0.0843 vs 0.0860 is -1.98 %: the default tolerance of 2 % lets it pass; the
+    gate's threshold, not the comparison, decides that case."""
+    gates = run_gates(
+        config=replace(CONFIG, max_regression_vs_champion=0.02),
+        data=ENOUGH,
+        candidate={KEY: 0.1198},
+        popularity={KEY: 0.05},
+        champion=same_holdout(0.0860, 0.0843),
+    )
+    assert gates[-1].passed
+    assert gates[-1].threshold == pytest.approx(0.08428)
+
+
+NO_OVERLAP = ChampionComparison(version=3, events=0, champion=None, candidate=None)
+
+
+@pytest.mark.parametrize("policy", ["auto", "manual"])
+def test_no_shared_holdout_holds_the_candidate_by_default(policy):
+    gates = run_gates(
+        config=CONFIG,
+        data=ENOUGH,
+        candidate={KEY: 0.9},
+        popularity={KEY: 0.1},
+        champion=NO_OVERLAP,
+    )
+    champ = gates[-1]
+    assert champ.passed and champ.held and not champ.skipped
+    assert "held for manual promotion" in champ.message
+    decision = decide(gates=gates, policy=policy)
+    assert decision.outcome is KEEP
+    assert "holds the candidate" in decision.reason and "v3" in decision.reason
+
+
+def test_no_shared_holdout_skips_with_a_warning_when_the_policy_says_so():
+    gates = run_gates(
+        config=replace(CONFIG, champion_no_overlap_policy="skip"),
+        data=ENOUGH,
+        candidate={KEY: 0.9},
+        popularity={KEY: 0.1},
+        champion=NO_OVERLAP,
+    )
+    champ = gates[-1]
+    assert champ.passed and champ.skipped and not champ.held
+    assert champ.message.startswith("Warning: No held-out event is newer than champion v3")
+    assert decide(gates=gates, policy="auto").outcome is PROMOTE
+
+
+def test_an_unknown_no_overlap_policy_is_refused():
+    with pytest.raises(ValueError):
+        run_gates(
+            config=replace(CONFIG, champion_no_overlap_policy="pass"),
+            data=ENOUGH,
+            candidate={KEY: 0.9},
+            popularity={KEY: 0.1},
+            champion=NO_OVERLAP,
+        )

@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 from lightfm import evaluation as lfm_eval
 
+from recommender.metric_names import KEY_METRICS, metric_key
 from training.pipeline.metrics import (
     auc,
     coverage,
@@ -15,7 +16,7 @@ from training.pipeline.metrics import (
     recall_at_k,
     top_k,
 )
-from training.pipeline.models import LightFMParams, fit_lightfm
+from training.pipeline.models import LightFMParams, PopularityScorer, fit_lightfm
 
 
 def csr(dense) -> sp.csr_matrix:
@@ -138,3 +139,10 @@ def test_evaluate_matches_lightfm_evaluation_for_a_fitted_model():
     assert ours["precision@5"] == pytest.approx(expected_precision, abs=1e-6)
     assert ours["recall@5"] == pytest.approx(expected_recall, abs=1e-6)
     assert ours["auc"] == pytest.approx(expected_auc, abs=1e-5)
+
+
+def test_every_key_metric_a_recommender_may_pick_is_computed():
+    train = sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32))
+    test = sp.csr_matrix(np.array([[0, 1, 0], [0, 0, 1]], dtype=np.float32))
+    result = evaluate(PopularityScorer(train), train, test, k=2)
+    assert {metric_key(name, 2) for name in KEY_METRICS} <= set(result)

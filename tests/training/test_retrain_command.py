@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 
 from recommender.models import Recommender
 from recommender.services import demo_data_generate
-from training.models import Trigger
+from training.models import TrainingRun, Trigger
 from training.services import training_run_create
 
 pytestmark = pytest.mark.django_db
@@ -61,3 +61,21 @@ def test_bad_arguments_exit_2(recommender):
 def test_dry_run_fits_nothing(recommender, capsys):
     assert retrain("--dry-run") == 0
     assert "would fit LightFM" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--epochs", "100000"], "--epochs: 100000 is out of range: give a number from 1 to 1000."),
+        (["--components", "0"], "--components: 0 is out of range: give a number from 1 to 512."),
+        (["--threads", "65"], "--threads: 65 is out of range: give a number from 1 to 64."),
+        (["--learning-rate", "nan"], "--learning-rate: nan is not a finite number."),
+        (["--loss", "hinge"], "--loss: 'hinge' is not allowed: give one of warp, bpr"),
+    ],
+)
+def test_out_of_range_overrides_exit_2_naming_the_option(recommender, args, message):
+    with pytest.raises(CommandError) as caught:
+        call_command("retrain", *args)
+    assert caught.value.returncode == 2
+    assert message in str(caught.value)
+    assert not TrainingRun.objects.exists()

@@ -68,11 +68,31 @@ def test_a_run_ends_in_an_active_verified_version(recommender):
     assert "epoch 5/5" in run.log
 
 
-def test_the_next_run_is_compared_with_the_champion_and_replaces_it(recommender):
+def test_a_retrain_on_unchanged_data_is_held_for_manual_promotion(recommender):
+    """No held-out event is newer than the champion's data: nothing to compare on, so
+    the default policy (hold) keeps the candidate for staff, even under auto."""
     first = run_now(recommender).version
     second = run_now(recommender)
     assert second.metrics["champion_version"] == 1
-    assert second.version.number == 2
+    assert second.metrics["champion_holdout_events"] == 0
+    assert "champion" not in second.metrics
+    assert second.decision == Decision.CANDIDATE
+    assert "held for manual promotion" in second.decision_reason
+    assert "held for manual promotion" in second.log
+    assert second.version.status == VersionStatus.CANDIDATE
+    first.refresh_from_db()
+    assert first.status == VersionStatus.ACTIVE
+
+
+def test_the_skip_policy_replaces_the_champion_with_a_warning(recommender):
+    first = run_now(recommender).version
+    recommender.champion_no_overlap_policy = "skip"
+    recommender.save()
+    second = run_now(recommender)
+    assert second.decision == Decision.PROMOTED
+    gate = second.gate_results[-1]
+    assert gate["skipped"] and gate["message"].startswith("Warning: No held-out event")
+    assert "Warning: No held-out event" in second.log
     first.refresh_from_db()
     assert first.status == VersionStatus.RETIRED
     assert second.version.status == VersionStatus.ACTIVE

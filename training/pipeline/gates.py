@@ -8,8 +8,14 @@ The decision, in order:
    any) keeps serving and the candidate waits for staff to promote it;
 3. every gate passed, policy ``auto`` -> ``promote``.
 
-The champion gate passes (marked ``skipped``) when there is no champion yet, so the very
-first model only has to beat popularity and meet the data minimums.
+The champion gate compares like with like: the champion and the candidate measured on
+exactly the same held-out events, those newer than the champion's data (the champion was
+refit on everything older, so it would be rewarded for memorising them). It passes
+(marked ``skipped``) when there is no champion yet, so the very first model only has to
+beat popularity and meet the data minimums. When a champion exists but no held-out event
+is newer than its data, nothing can be compared and ``champion_no_overlap_policy`` decides,
+never silently: ``hold`` (the default) keeps the candidate for staff to promote by hand
+(the gate is marked ``held``), ``skip`` passes it with a warning in the gate's message.
 """
 
 from __future__ import annotations
@@ -31,6 +37,13 @@ class PromotionPolicy(StrEnum):
     MANUAL = "manual"
 
 
+class ChampionNoOverlapPolicy(StrEnum):
+    """What the champion gate does when no held-out event is newer than the champion."""
+
+    HOLD = "hold"
+    SKIP = "skip"
+
+
 @dataclass(frozen=True)
 class GateConfig:
     """Thresholds; margins are relative (``0.05`` = 5 %)."""
@@ -41,6 +54,7 @@ class GateConfig:
     key_metric: str = "precision@10"
     min_lift_over_popularity: float = 0.0
     max_regression_vs_champion: float = 0.02
+    champion_no_overlap_policy: str = ChampionNoOverlapPolicy.HOLD
 
 
 @dataclass(frozen=True)
@@ -58,9 +72,23 @@ class GateResult:
     threshold: float | None
     message: str
     skipped: bool = False
+    # Passed, but the candidate may only be promoted by hand (see ChampionNoOverlapPolicy).
+    held: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ChampionComparison:
+    """The active version and the candidate on the same held-out events: those newer than
+    the champion's data. ``champion`` and ``candidate`` are None when there is no such
+    event (``events`` = 0)."""
+
+    version: int
+    events: int
+    champion: Mapping[str, float] | None
+    candidate: Mapping[str, float] | None
 
 
 @dataclass(frozen=True)
@@ -121,20 +149,46 @@ def gate_beats_popularity(
     )
 
 
+def _no_overlap(comparison: ChampionComparison, config: GateConfig) -> GateResult:
+    policy = ChampionNoOverlapPolicy(config.champion_no_overlap_policy)
+    why = (
+        f"No held-out event is newer than champion v{comparison.version}'s data, so the two "
+        "cannot be compared on the same events"
+    )
+    if policy is ChampionNoOverlapPolicy.SKIP:
+        return GateResult(
+            "not_worse_than_champion",
+            True,
+            None,
+            None,
+            f"Warning: {why}; the comparison is skipped (champion_no_overlap_policy=skip).",
+            skipped=True,
+        )
+    return GateResult(
+        "not_worse_than_champion",
+        True,
+        None,
+        None,
+        f"{why}; the candidate is held for manual promotion (champion_no_overlap_policy=hold).",
+        held=True,
+    )
+
+
 def gate_not_worse_than_champion(
-    candidate: Mapping[str, float],
-    champion: Mapping[str, float] | None,
+    comparison: ChampionComparison | None,
     config: GateConfig,
     champion_unavailable: str | None = None,
 ) -> GateResult:
-    """The candidate may trail the champion by at most the tolerance; skipped without one.
+    """On the champion's holdout, the candidate may trail the champion by at most the
+    tolerance. Skipped without a champion; ``champion_no_overlap_policy`` without a
+    shared holdout.
 
-    ``champion_unavailable`` says why an active version has no metrics (its artifact is
-    missing or unusable): the gate is skipped too, saying so rather than "no champion
-    yet". Serving then answers from the popularity fallback, which the candidate has
-    already beaten, so holding it back would keep the worse ranking in place."""
+    ``champion_unavailable`` says why an active version could not be compared (its
+    artifact is missing or unusable): the gate is skipped too, saying so rather than "no
+    champion yet". Serving then answers from the popularity fallback, which the candidate
+    has already beaten, so holding it back would keep the worse ranking in place."""
     key = config.key_metric
-    if champion is None:
+    if comparison is None:
         message = (
             f"{champion_unavailable[0].upper()}{champion_unavailable[1:]}; not compared "
             "(serving falls back to popularity, which the candidate has to beat)."
@@ -142,9 +196,16 @@ def gate_not_worse_than_champion(
             else "No champion yet: nothing to compare with."
         )
         return GateResult(
-            "not_worse_than_champion", True, _metric(candidate, key), None, message, skipped=True
+            "not_worse_than_champion",
+            True,
+            None,
+            None,
+            message,
+            skipped=True,
         )
-    cand, champ = _metric(candidate, key), _metric(champion, key)
+    if comparison.champion is None or comparison.candidate is None:
+        return _no_overlap(comparison, config)
+    cand, champ = _metric(comparison.candidate, key), _metric(comparison.champion, key)
     if cand is None or champ is None:
         missing = "candidate" if cand is None else "champion"
         return GateResult(
@@ -159,8 +220,10 @@ def gate_not_worse_than_champion(
         observed=cand,
         threshold=threshold,
         message=(
-            f"{key} {cand:.4f} {verdict} the champion's {champ:.4f} less the "
-            f"{config.max_regression_vs_champion:.0%} tolerance ({threshold:.4f})."
+            f"On the {comparison.events} held-out events newer than champion "
+            f"v{comparison.version}'s data, the candidate's {key} {cand:.4f} {verdict} the "
+            f"champion's {champ:.4f} less the {config.max_regression_vs_champion:.0%} "
+            f"tolerance ({threshold:.4f})."
         ),
     )
 
@@ -171,21 +234,24 @@ def run_gates(
     data: DataStats,
     candidate: Mapping[str, float],
     popularity: Mapping[str, float],
-    champion: Mapping[str, float] | None,
+    champion: ChampionComparison | None,
     champion_unavailable: str | None = None,
 ) -> tuple[GateResult, ...]:
-    """Every gate, in the order they are shown and checked."""
+    """Every gate, in the order they are shown and checked. ``candidate`` and
+    ``popularity`` are measured on the whole holdout; ``champion`` pairs the champion with
+    the candidate on the champion's holdout."""
     return (
         _minimum_gate("min_users", "users", data.n_users, config.min_users),
         _minimum_gate("min_items", "items", data.n_items, config.min_items),
         _minimum_gate("min_events", "events", data.n_events, config.min_events),
         gate_beats_popularity(candidate, popularity, config),
-        gate_not_worse_than_champion(candidate, champion, config, champion_unavailable),
+        gate_not_worse_than_champion(champion, config, champion_unavailable),
     )
 
 
 def decide(*, gates: Sequence[GateResult], policy: PromotionPolicy | str) -> Decision:
-    """Turn gate results and the promotion policy into promote / keep_champion / reject."""
+    """Turn gate results and the promotion policy into promote / keep_champion / reject.
+    A held gate keeps the candidate for staff whatever the policy."""
     policy = PromotionPolicy(policy)
     results = tuple(gates)
     failed = next((g for g in results if not g.passed), None)
@@ -194,6 +260,15 @@ def decide(*, gates: Sequence[GateResult], policy: PromotionPolicy | str) -> Dec
             Outcome.REJECT,
             f"Rejected: gate {failed.name} failed. {failed.message}",
             failed.name,
+            results,
+        )
+    held = next((g for g in results if g.held), None)
+    if held is not None:
+        return Decision(
+            Outcome.KEEP_CHAMPION,
+            f"All gates passed, but gate {held.name} holds the candidate for staff to "
+            f"promote by hand: {held.message}",
+            None,
             results,
         )
     if policy is PromotionPolicy.MANUAL:

@@ -31,6 +31,8 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.metric_names import metric_key
+
 # Per (user, item) of a batch, scoring and the AUC working arrays take ~60 bytes (scores,
 # sort order, sorted scores, cumulative counts, group bounds, masks).
 _BYTES_PER_SCORE = 64
@@ -214,13 +216,13 @@ def evaluate(
         recommended.append(np.unique(top[top >= 0]))
     n = max(users.size, 1)
     return {
-        f"precision@{k}": sums["precision"] / n,
-        f"recall@{k}": sums["recall"] / n,
-        f"ndcg@{k}": sums["ndcg"] / n,
-        f"map@{k}": sums["map"] / n,
-        f"coverage@{k}": coverage(
+        metric_key("precision", k): sums["precision"] / n,
+        metric_key("recall", k): sums["recall"] / n,
+        metric_key("ndcg", k): sums["ndcg"] / n,
+        metric_key("map", k): sums["map"] / n,
+        metric_key("coverage", k): coverage(
             np.concatenate([np.zeros((0,), np.int64), *recommended]), n_items
         ),
-        "auc": sums["auc"] / n,
+        metric_key("auc", k): sums["auc"] / n,
         "users": float(users.size),
     }

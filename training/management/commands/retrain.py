@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from enum import IntEnum
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from recommender.config_schema import SETTINGS, config_clean
 from recommender.exceptions import RecsiteError
-from recommender.models import Loss
 from recommender.selectors import recommender_get
 from training.exceptions import TrainingAlreadyRunning
 from training.models import Decision, RunStatus, Trigger
@@ -24,6 +25,8 @@ class ExitCode(IntEnum):
     ALREADY_RUNNING = 4
 
 
+# option (argparse dest) -> (recommender setting, argparse type); the allowed values are
+# recommender.config_schema's, as for the admin form and the API.
 OVERRIDES = {
     "epochs": ("epochs", int),
     "components": ("no_components", int),
@@ -34,6 +37,14 @@ OVERRIDES = {
     "threads": ("num_threads", int),
     "seed": ("random_seed", int),
 }
+
+
+def _option(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _allowed(setting: str) -> str:
+    return SETTINGS[setting].range_text()
 
 
 class Command(BaseCommand):
@@ -61,21 +72,15 @@ class Command(BaseCommand):
             action="store_true",
             help="keep a passing candidate as a candidate instead of promoting it",
         )
-        parser.add_argument("--epochs", type=int, help="override the recommender's epochs")
-        parser.add_argument("--components", type=int, help="override no_components")
-        parser.add_argument("--loss", choices=Loss.values, help="override the loss")
-        parser.add_argument("--learning-rate", type=float, help="override the learning rate")
-        parser.add_argument("--item-alpha", type=float, help="override item_alpha")
-        parser.add_argument("--user-alpha", type=float, help="override user_alpha")
-        parser.add_argument("--threads", type=int, help="override num_threads")
-        parser.add_argument("--seed", type=int, help="override random_seed")
+        for dest, (setting, kind) in OVERRIDES.items():
+            parser.add_argument(
+                _option(dest),
+                type=kind,
+                help=f"override the recommender's {setting} ({_allowed(setting)})",
+            )
 
     def handle(self, *args, **opts):
-        overrides = {
-            field: cast(opts[option])
-            for option, (field, cast) in OVERRIDES.items()
-            if opts.get(option) is not None
-        }
+        overrides = _overrides(opts)
         options = {"dry_run": opts["dry_run"], "no_promote": opts["no_promote"]}
         if overrides:
             options["overrides"] = overrides
@@ -100,6 +105,24 @@ class Command(BaseCommand):
     def _progress(self, phase: str, fraction: float, message: str) -> None:
         if message:
             self.stderr.write(f"[{fraction:6.1%}] {phase:<9} {message}")
+
+
+def _overrides(opts: dict) -> dict:
+    """The hyper-parameter options given, checked by the recommender schema; a bad one is
+    exit code 2 with the schema's message under the option's name."""
+    given = {
+        setting: opts[dest]
+        for dest, (setting, _) in OVERRIDES.items()
+        if opts.get(dest) is not None
+    }
+    try:
+        return config_clean(given)
+    except ValidationError as exc:
+        option = {setting: _option(dest) for dest, (setting, _) in OVERRIDES.items()}
+        problems = "; ".join(
+            f"{option[name]}: {' '.join(messages)}" for name, messages in exc.message_dict.items()
+        )
+        raise CommandError(problems, returncode=ExitCode.BAD_ARGUMENTS) from exc
 
 
 def _exit_code(status: str, decision: str) -> ExitCode:
