@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -87,6 +88,7 @@ def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
+@csrf_exempt  # any method: an unknown URL is a 404, not a CSRF failure
 def api_not_found(request, *args, **kwargs) -> JsonResponse:
     """The last /api/ route: an unknown API URL gets the error body whatever ``DEBUG``
     says (``handler404`` only runs with ``DEBUG`` off)."""

@@ -90,3 +90,10 @@ def test_a_missing_scope_is_named_as_clients_send_it(make_api_client):
 
 def test_an_unexpected_exception_is_left_to_django():
     assert exception_handler(RuntimeError("bug"), {}) is None
+
+
+def test_an_unknown_api_url_is_a_json_404_for_every_method(client):
+    for method in ("post", "put", "patch", "delete"):
+        response = getattr(client, method)("/api/v1/model-versions/not-a-number/rollback")
+        assert response.status_code == 404, method
+        assert response.json()["error"]["code"] == "not_found"
