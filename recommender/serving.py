@@ -17,9 +17,10 @@ when the cache key bumped by promote / rollback changes (read every
 which also picks up catalog changes (inactive items, new items) and covers a cache that
 is unreachable or per-process (no Redis).
 
-Arrays stay memory-mapped: every worker on a host shares one copy of the factors in the
-page cache. Per process there are only id indexes (sorted copies of the ids), norms and
-the catalog view.
+Arrays stay memory-mapped: every worker on a host shares one copy of the factors and of
+the model's ids in the page cache. Per process there are only id indexes (a hash and a
+position per id, ``recommender.ids``), norms and the catalog view (its ids as one UTF-8
+blob: memory follows the ids' real length, not the longest one's).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from django.utils import timezone
 from recommender import scoring
 from recommender.artifacts import ArtifactError, LoadedArtifact, load_artifact
 from recommender.exceptions import ItemNotFound, NoModel, RecsiteError
+from recommender.ids import IdArray, IdIndex
 from recommender.models import Event, Item, ModelVersion, Recommender, VersionStatus
-from recommender.scoring import FactorBlock, IdIndex, Page
+from recommender.scoring import FactorBlock, Page
 from recommender.selectors import recommender_get, user_recent_item_pks
 from recommender.services.registry import local_artifact_path
 from recommender.serving_signal import active_version_key
@@ -107,7 +109,7 @@ def _events_stamp() -> Any:
 class Catalog:
     """The whole catalog as columns, read once per refresh that needs it."""
 
-    ids: np.ndarray
+    ids: IdArray
     pks: np.ndarray
     active: np.ndarray
     titles: list[str]
@@ -129,7 +131,7 @@ class Catalog:
             titles.append(title)
             categories.append(_categories(cats))
         return cls(
-            np.asarray(ids, dtype=np.str_),
+            IdArray.from_strings(ids),
             np.asarray(pks, dtype=np.int64),
             np.asarray(active, dtype=bool),
             titles,
@@ -197,12 +199,12 @@ class LoadedModel:
         return self.artifact.arrays
 
     @property
-    def item_ids(self) -> np.ndarray:
+    def item_ids(self) -> IdArray:
         return self.artifact.id_maps["items"]
 
     @property
     def n_items(self) -> int:
-        return int(self.item_ids.size)
+        return len(self.item_ids)
 
     def seen(self, user: int) -> np.ndarray:
         indptr = self.arrays["seen_indptr"]
@@ -266,9 +268,9 @@ class ItemUniverse:
     artifact order, or the popularity list) then ``tail`` (catalog items the model has not
     seen, scored through their categories)."""
 
-    head_ids: np.ndarray
+    head_ids: IdArray
     head_index: IdIndex
-    tail_ids: np.ndarray
+    tail_ids: IdArray
     tail_index: IdIndex
     blocked: np.ndarray  # positions never returned: inactive or deleted items
     categories: dict[str, np.ndarray]  # category -> positions
@@ -284,7 +286,7 @@ class ItemUniverse:
     pk_positions: np.ndarray
 
     def __len__(self) -> int:
-        return int(self.head_ids.size + self.tail_ids.size)
+        return len(self.head_ids) + len(self.tail_ids)
 
     def title(self, position: int) -> str:
         row = int(self.rows[position])
@@ -304,19 +306,24 @@ class ItemUniverse:
 
     def positions(self, ids: list[str]) -> np.ndarray:
         found = self.head_index.positions(ids)
-        missing = found < 0
-        if missing.any() and len(self.tail_index):
-            tail = self.tail_index.positions(np.asarray(ids, dtype=np.str_)[missing])
-            found[missing] = np.where(tail >= 0, tail + self.head_ids.size, -1)
+        missing = np.flatnonzero(found < 0)
+        if missing.size and len(self.tail_index):
+            tail = self.tail_index.positions([ids[i] for i in missing.tolist()])
+            found[missing] = np.where(tail >= 0, tail + len(self.head_ids), -1)
+        return found
+
+    def position(self, item_id: str) -> int | None:
+        found = self.head_index.position(item_id)
+        if found is None and len(self.tail_index):
+            tail = self.tail_index.position(item_id)
+            found = None if tail is None else tail + len(self.head_ids)
         return found
 
     def ids_at(self, positions: np.ndarray) -> list[str]:
-        n = self.head_ids.size
-        # np.asarray: indexing the memory-mapped array itself builds a memmap per element.
-        head = np.asarray(self.head_ids)
+        n = len(self.head_ids)
         if positions.size == 0 or positions.max() < n:
-            return head[positions].tolist()
-        return [str(head[p]) if p < n else str(self.tail_ids[p - n]) for p in positions]
+            return self.head_ids.strings_at(positions)
+        return [self.head_ids[p] if p < n else self.tail_ids[p - n] for p in positions.tolist()]
 
 
 @dataclass(frozen=True)
@@ -387,14 +394,14 @@ class ServingState:
                 "item embeddings.",
                 recommender=self.recommender,
             )
-        position = int(self.universe.positions([item_id])[0])
-        if position < 0:
+        position = self.universe.position(item_id)
+        if position is None:
             raise ItemNotFound(
                 f"Item {item_id!r} is not known to the model (nor a catalog item with a "
                 "category the model knows).",
                 item_id=item_id,
             )
-        head = self.universe.head_ids.size
+        head = len(self.universe.head_ids)
         embeddings = self.blocks[0][0] if position < head else self.blocks[1][0]
         vector = np.asarray(embeddings[position if position < head else position - head])
         scores = scoring.cosine_blocks(vector, self.blocks, self.norms)
@@ -430,7 +437,7 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
         features[known & is_tail[row_of_entry]],
         known_per_row[tail_rows],
     )
-    tail_ids = catalog.ids[tail_rows]
+    tail_ids = catalog.ids.take(tail_rows)
 
     rows = np.concatenate([head_rows, tail_rows])
     universe = ItemUniverse(
@@ -510,8 +517,8 @@ def popularity_state_build(recommender: str, catalog_stamp: tuple[Any, int]) -> 
         item_categories.append(_categories(cats))
     if not ids:
         return None
-    head_ids = np.asarray(ids, dtype=np.str_)
-    empty_ids = np.zeros(0, dtype=np.str_)
+    head_ids = IdArray.from_strings(ids)
+    empty_ids = IdArray.empty()
     universe = ItemUniverse(
         head_ids=head_ids,
         head_index=IdIndex(head_ids),
