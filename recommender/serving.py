@@ -107,7 +107,8 @@ def _events_stamp() -> Any:
 
 @dataclass(frozen=True)
 class Catalog:
-    """The whole catalog as columns, read once per refresh that needs it."""
+    """The whole catalog as columns. Read in full once; after that a change reads only the
+    rows updated since (:meth:`updated`) and patches a copy."""
 
     ids: IdArray
     pks: np.ndarray
@@ -115,6 +116,7 @@ class Catalog:
     titles: list[str]
     categories: list[tuple[str, ...]]  # equal tuples are one object (few distinct ones)
     stamp: tuple[Any, int]
+    rows_read: int = 0  # rows this catalog's build read from the database
 
     @classmethod
     def read(cls, stamp: tuple[Any, int]) -> Catalog:
@@ -123,13 +125,16 @@ class Catalog:
         active: list[bool] = []
         titles: list[str] = []
         categories: list[tuple[str, ...]] = []
-        rows = Item.objects.values_list("external_id", "pk", "active", "title", "categories")
+        interned: dict[tuple[str, ...], tuple[str, ...]] = {}
+        rows = Item.objects.order_by("pk").values_list(
+            "external_id", "pk", "active", "title", "categories"
+        )
         for external_id, pk, is_active, title, cats in rows.iterator(chunk_size=20_000):
             ids.append(external_id)
             pks.append(pk)
             active.append(bool(is_active))
             titles.append(title)
-            categories.append(_categories(cats))
+            categories.append(_categories(cats, interned))
         return cls(
             IdArray.from_strings(ids),
             np.asarray(pks, dtype=np.int64),
@@ -137,6 +142,59 @@ class Catalog:
             titles,
             categories,
             stamp,
+            rows_read=len(pks),
+        )
+
+    def updated(self, stamp: tuple[Any, int]) -> Catalog:
+        """This catalog with the changes up to ``stamp``: only the rows whose
+        ``updated_at`` is newer than this catalog's stamp are read (an indexed range);
+        changed rows are patched, new ones appended. A deletion (the row count disagrees
+        with ``stamp``'s afterwards) falls back to a full read: deleted rows cannot be
+        told from a range of ``updated_at``."""
+        since = self.stamp[0]
+        if since is None or stamp[1] < len(self.titles):
+            return Catalog.read(stamp)
+        rows = list(
+            Item.objects.filter(updated_at__gt=since)
+            .order_by("pk")
+            .values_list("external_id", "pk", "active", "title", "categories")
+        )
+        order = np.argsort(self.pks, kind="stable")
+        sorted_pks = self.pks[order]
+        changed = np.asarray([row[1] for row in rows], dtype=np.int64)
+        at = np.minimum(np.searchsorted(sorted_pks, changed), max(sorted_pks.size - 1, 0))
+        held = (sorted_pks[at] == changed) if sorted_pks.size else np.zeros(len(rows), bool)
+        if len(self.titles) + int((~held).sum()) != stamp[1]:
+            return Catalog.read(stamp)
+        titles, categories, active = list(self.titles), list(self.categories), self.active.copy()
+        # Interned per build from the rows in use: the table never outlives the build, so
+        # category sets that no item has any more are not kept (issue 13.14).
+        interned = {c: c for c in categories}
+        new_ids: list[str] = []
+        new_pks: list[int] = []
+        new_active: list[bool] = []
+        for (external_id, pk, is_active, title, cats), is_held, position in zip(
+            rows, held.tolist(), at.tolist(), strict=True
+        ):
+            if is_held:
+                row = int(order[position])
+                active[row] = bool(is_active)
+                titles[row] = title
+                categories[row] = _categories(cats, interned)
+                continue
+            new_ids.append(external_id)
+            new_pks.append(pk)
+            new_active.append(bool(is_active))
+            titles.append(title)
+            categories.append(_categories(cats, interned))
+        return Catalog(
+            self.ids.concat(IdArray.from_strings(new_ids)),
+            np.concatenate([self.pks, np.asarray(new_pks, dtype=np.int64)]),
+            np.concatenate([active, np.asarray(new_active, dtype=bool)]),
+            titles,
+            categories,
+            stamp,
+            rows_read=len(rows),
         )
 
     @cached_property
@@ -170,13 +228,11 @@ def _rows_by_category(categories: list[tuple[str, ...]]) -> dict[str, np.ndarray
     return {name: np.asarray(r, dtype=np.int64) for name, r in rows.items()}
 
 
-_CATEGORY_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
-
-
-def _categories(raw: Any) -> tuple[str, ...]:
-    """An item's categories as a shared tuple: 100k items hold a few hundred objects."""
+def _categories(raw: Any, interned: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[str, ...]:
+    """An item's categories as a tuple shared through ``interned`` (the table of one
+    catalog build): 100k items hold a few hundred objects."""
     value = tuple(dict.fromkeys(str(c) for c in raw)) if isinstance(raw, list) else ()
-    return _CATEGORY_TUPLES.setdefault(value, value)
+    return interned.setdefault(value, value)
 
 
 # --- the loaded model ----------------------------------------------------------------
@@ -509,12 +565,13 @@ def popularity_state_build(recommender: str, catalog_stamp: tuple[Any, int]) -> 
     counts: list[float] = []
     titles: list[str] = []
     item_categories: list[tuple[str, ...]] = []
+    interned: dict[tuple[str, ...], tuple[str, ...]] = {}
     for external_id, pk, n, title, cats in rows.iterator(chunk_size=20_000):
         ids.append(external_id)
         pks.append(pk)
         counts.append(float(n))
         titles.append(title)
-        item_categories.append(_categories(cats))
+        item_categories.append(_categories(cats, interned))
     if not ids:
         return None
     head_ids = IdArray.from_strings(ids)
@@ -599,6 +656,11 @@ class ServingRegistry:
         self._fallback_events: dict[str, Any] = {}
         self._fallback_built: dict[str, float] = {}
 
+    @property
+    def catalog(self) -> Catalog | None:
+        """The catalog the current states were built from."""
+        return self._catalog
+
     # -- the request path --
 
     def state(self, name: str) -> ServingState | None:
@@ -627,6 +689,14 @@ class ServingRegistry:
         actives = _active_versions(names)
         stamp = _catalog_stamp()
         catalog = self._catalog if self._catalog and self._catalog.stamp == stamp else None
+
+        def current_catalog() -> Catalog:
+            """The catalog at ``stamp``: patched from the last one (reading only the rows
+            changed since) or, the first time, read in full."""
+            if self._catalog is None:
+                return Catalog.read(stamp)
+            return self._catalog.updated(stamp)
+
         states = dict(self._states)
         for name, active in actives.items():
             status = self._status.setdefault(name, LoadStatus())
@@ -639,7 +709,7 @@ class ServingRegistry:
                 and self._may_try(name, active)
             ):
                 if catalog is None:
-                    catalog = Catalog.read(stamp)
+                    catalog = current_catalog()
                 fresh = self._load(name, active, catalog)
                 if fresh is not None:
                     states[name] = fresh
@@ -647,7 +717,7 @@ class ServingRegistry:
             if model is not None:
                 if current is not None and current.catalog_stamp != stamp:
                     if catalog is None:
-                        catalog = Catalog.read(stamp)
+                        catalog = current_catalog()
                     states[name] = model_state_build(model, catalog)
                 continue
             fallback = self._fallback(name, current, stamp)
