@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from recommender.auth import HasScope, api_key_actor_label
 from recommender.exceptions import BatchTooLarge, NoActiveVersion
+from recommender.ids import MAX_ID_LENGTH
 from recommender.models import Recommender, Scope, api_key_client
 from recommender.selectors import active_version_get, model_version_get, recommender_get
 from recommender.serializers import (
@@ -60,11 +61,11 @@ class EventInSerializer(serializers.Serializer):
     """Documents an event; validation itself is ``recommender.ingest.parse_events``."""
 
     event_id = serializers.CharField(
-        max_length=255,
+        max_length=MAX_ID_LENGTH,
         help_text="Your id for the event, unique per client (API key name); resending is safe.",
     )
-    user_id = serializers.CharField(max_length=255)
-    item_id = serializers.CharField(max_length=255)
+    user_id = serializers.CharField(max_length=MAX_ID_LENGTH)
+    item_id = serializers.CharField(max_length=MAX_ID_LENGTH)
     type = serializers.CharField(help_text="One of RECSITE_EVENT_TYPES, e.g. view, like.")
     timestamp = serializers.DateTimeField(
         help_text="ISO-8601, naive means UTC; from RECSITE_EVENT_MIN_TIMESTAMP (1990-01-01) "
@@ -132,10 +133,7 @@ class UserApi(APIView):
         ),
     )
     def delete(self, request, user_id: str):
-        if len(user_id) > USER_ID_MAX:
-            raise serializers.ValidationError(
-                {"user_id": [f"Ensure this field has no more than {USER_ID_MAX} characters."]}
-            )
+        path_id_check("user_id", user_id)
         data = query_validate(USER_ERASE_QUERY, request)
         user_erase(
             user_id=user_id,
@@ -146,7 +144,7 @@ class UserApi(APIView):
 
 
 class ItemInSerializer(serializers.Serializer):
-    item_id = serializers.CharField(max_length=255)
+    item_id = serializers.CharField(max_length=MAX_ID_LENGTH)
     title = serializers.CharField(required=False, max_length=500)
     categories = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
     active = serializers.BooleanField(required=False)
@@ -335,8 +333,11 @@ class RecommendationsQuery(RecommenderQuery):
         required=False,
         default="",
         allow_blank=True,
-        max_length=30_000,
-        help_text=f"Comma-separated item ids never to return (at most {MAX_EXCLUDED}).",
+        max_length=MAX_EXCLUDED * (MAX_ID_LENGTH + 1),
+        help_text=(
+            f"Comma-separated item ids never to return (at most {MAX_EXCLUDED}, each at "
+            f"most {MAX_ID_LENGTH} characters)."
+        ),
     )
     category = serializers.CharField(required=False, max_length=100)
 
@@ -344,11 +345,24 @@ class RecommendationsQuery(RecommenderQuery):
         ids = [part.strip() for part in value.split(",") if part.strip()]
         if len(ids) > MAX_EXCLUDED:
             raise serializers.ValidationError(f"At most {MAX_EXCLUDED} item ids.")
+        if any(len(i) > MAX_ID_LENGTH for i in ids):
+            raise serializers.ValidationError(
+                f"Item ids have at most {MAX_ID_LENGTH} characters; no item has a longer one."
+            )
         return ids
 
 
 RECOMMENDATIONS_QUERY = RecommendationsQuery()
-USER_ID_MAX = 255
+
+
+def path_id_check(field: str, value: str) -> str:
+    """A user or item id from the URL path: at most ``MAX_ID_LENGTH`` characters (no
+    stored id is longer), else a 400 naming the field, before anything looks it up."""
+    if len(value) > MAX_ID_LENGTH:
+        raise serializers.ValidationError(
+            {field: [f"Ensure this field has no more than {MAX_ID_LENGTH} characters."]}
+        )
+    return value
 
 
 class JsonOnly(BaseContentNegotiation):
@@ -389,10 +403,7 @@ class RecommendationsApi(ServingApi):
         ),
     )
     def get(self, request, user_id: str):
-        if len(user_id) > USER_ID_MAX:
-            raise serializers.ValidationError(
-                {"user_id": [f"Ensure this field has no more than {USER_ID_MAX} characters."]}
-            )
+        path_id_check("user_id", user_id)
         data = query_validate(RECOMMENDATIONS_QUERY, request)
         page = recommendations_get(
             recommender=data["recommender"],
@@ -441,6 +452,7 @@ class SimilarItemsApi(ServingApi):
         summary="Items nearest to an item by the model's item embeddings (cosine)",
     )
     def get(self, request, item_id: str):
+        path_id_check("item_id", item_id)
         data = query_validate(SIMILAR_ITEMS_QUERY, request)
         return Response(
             similar_items_get(recommender=data["recommender"], item_id=item_id, limit=data["limit"])

@@ -13,8 +13,14 @@ Layout of ``<root>/<name>/``::
     popularity.npy            float32 (n_items,)
     seen_indptr.npy           int64 (n_users + 1,)  the train matrix as CSR parts, so
     seen_indices.npy          int32 (nnz,)          serving can filter seen items
-    ids_users.npy             unicode (n_users,)    external ids, index order
-    ids_items.npy             unicode (n_items,)
+    ids_users_blob.npy        uint8 (bytes,)        external ids in index order: their
+    ids_users_offsets.npy     int64 (n_users + 1,)  UTF-8 bytes end to end, and where
+    ids_items_blob.npy        uint8 (bytes,)        each starts (``recommender.ids``;
+    ids_items_offsets.npy     int64 (n_items + 1,)  memory follows the ids' real length)
+
+Format 1 (before issue 13) stored each id map as one fixed-width unicode array
+(``ids_users.npy``), where one long id set the width of every id; it is still loaded
+(the ids are converted in memory, not shared between workers), never written.
 
 Every file is listed in ``manifest["files"]`` with its sha256 and size; the manifest's
 own sha256 identifies the artifact. Arrays are never pickles: they are written and read
@@ -44,8 +50,10 @@ from typing import Any
 import numpy as np
 
 from recommender.exceptions import RecsiteError
+from recommender.ids import IdArray, id_array_check
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 
@@ -61,6 +69,7 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
     "seen_indices": np.dtype("<i4"),
 }
 ID_MAPS = ("users", "items")
+ID_MAP_PARTS: dict[str, np.dtype] = {"blob": np.dtype("|u1"), "offsets": np.dtype("<i8")}
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CHUNK = 1024 * 1024
@@ -97,7 +106,7 @@ class LoadedArtifact:
     sha256: str
     manifest: dict[str, Any]
     arrays: dict[str, np.ndarray]
-    id_maps: dict[str, np.ndarray]
+    id_maps: dict[str, IdArray]
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
@@ -123,7 +132,7 @@ class ArtifactMeta:
 # --- consistency -----------------------------------------------------------------------
 
 
-def _check_consistency(shapes: Mapping[str, tuple[int, ...]]) -> None:
+def _check_consistency(shapes: Mapping[str, tuple[int, ...]], n_users: int, n_items: int) -> None:
     """Cross-array invariants, checked from shapes alone (before and after writing)."""
 
     def fail(message: str) -> None:
@@ -132,11 +141,9 @@ def _check_consistency(shapes: Mapping[str, tuple[int, ...]]) -> None:
         )
 
     expected_ndim = {name: 2 if name.endswith("embeddings") else 1 for name in ARRAY_DTYPES}
-    expected_ndim.update({f"ids_{m}": 1 for m in ID_MAPS})
     for name, ndim in expected_ndim.items():
         if len(shapes[name]) != ndim:
             fail(f"{name} must have {ndim} dimension(s), has shape {shapes[name]}")
-    n_users, n_items = shapes["ids_users"][0], shapes["ids_items"][0]
     dim = shapes["user_embeddings"][1]
     rows = {
         "user_embeddings": n_users,
@@ -185,7 +192,9 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         os.fsync(fh.fileno())
 
 
-def _prepare(arrays: Mapping[str, np.ndarray], id_maps: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def _prepare(
+    arrays: Mapping[str, np.ndarray], id_maps: Mapping[str, Any]
+) -> tuple[dict[str, np.ndarray], dict[str, IdArray]]:
     """Coerce to the format's dtypes; refuse anything missing, unknown or pickled."""
     if set(arrays) != set(ARRAY_DTYPES):
         raise ArtifactError(
@@ -202,18 +211,28 @@ def _prepare(arrays: Mapping[str, np.ndarray], id_maps: Mapping[str, Any]) -> di
         if arr.dtype.hasobject:
             raise ArtifactError("pickle_refused", f"{name} has an object dtype")
         out[name] = np.ascontiguousarray(arr, dtype=dtype)
+    ids: dict[str, IdArray] = {}
     for name in ID_MAPS:
-        ids = np.asarray(id_maps[name])
-        if ids.dtype.hasobject:
-            ids = ids.astype(np.str_)
-        if ids.dtype.kind != "U":
-            raise ArtifactError("dtype_mismatch", f"id map {name} must hold strings")
-        out[f"ids_{name}"] = np.ascontiguousarray(ids)
+        given = id_maps[name]
+        if not isinstance(given, IdArray):
+            values = given.tolist() if isinstance(given, np.ndarray) else list(given)
+            if not all(isinstance(v, str) for v in values):
+                raise ArtifactError("dtype_mismatch", f"id map {name} must hold strings")
+            given = IdArray.from_strings(values)
+        ids[name] = given
     if out["seen_indices"].size and (
-        out["seen_indices"].min() < 0 or out["seen_indices"].max() >= out["ids_items"].size
+        out["seen_indices"].min() < 0 or out["seen_indices"].max() >= len(ids["items"])
     ):
         raise ArtifactError("shape_mismatch", "seen_indices holds an item index out of range")
-    return out
+    return out, ids
+
+
+def _id_map_files(name: str, ids: IdArray) -> dict[str, np.ndarray]:
+    """The ``.npy`` arrays (by file stem) of one id map in the current format."""
+    return {
+        f"ids_{name}_blob": np.ascontiguousarray(ids.blob, dtype=ID_MAP_PARTS["blob"]),
+        f"ids_{name}_offsets": np.ascontiguousarray(ids.offsets, dtype=ID_MAP_PARTS["offsets"]),
+    }
 
 
 def write_artifact(
@@ -237,8 +256,12 @@ def write_artifact(
     dest = root / name
     if dest.exists():
         raise ArtifactError("already_exists", f"artifact {dest} already exists")
-    prepared = _prepare(arrays, id_maps)
-    _check_consistency({k: v.shape for k, v in prepared.items()})
+    prepared, ids = _prepare(arrays, id_maps)
+    _check_consistency(
+        {k: v.shape for k, v in prepared.items()}, len(ids["users"]), len(ids["items"])
+    )
+    for map_name, map_ids in ids.items():
+        prepared.update(_id_map_files(map_name, map_ids))
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
     try:
@@ -257,7 +280,9 @@ def write_artifact(
             "name": name,
             "created_at": datetime.now(UTC).isoformat(),
             "arrays": {k: entries[k] for k in ARRAY_DTYPES},
-            "id_maps": {m: entries[f"ids_{m}"] for m in ID_MAPS},
+            "id_maps": {
+                m: {part: entries[f"ids_{m}_{part}"] for part in ID_MAP_PARTS} for m in ID_MAPS
+            },
             "files": files,
             "hyperparameters": dict(meta.hyperparameters),
             "metrics": dict(meta.metrics),
@@ -307,10 +332,11 @@ def _read_manifest(path: Path) -> tuple[dict[str, Any], str]:
         raise ArtifactError("bad_manifest", f"manifest.json is not valid JSON: {exc}")
     if not isinstance(manifest, dict):
         raise ArtifactError("bad_manifest", "manifest.json must hold an object")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_FORMATS:
         raise ArtifactError(
             "unsupported_format",
-            f"format_version {manifest.get('format_version')!r} is not {FORMAT_VERSION}",
+            f"format_version {manifest.get('format_version')!r} is not one of "
+            f"{', '.join(map(str, READABLE_FORMATS))}",
         )
     for key, kind in (
         ("arrays", dict),
@@ -403,11 +429,11 @@ def load_artifact(
     root = Path(path)
     manifest, digest = _read_manifest(root)
     files: dict[str, Any] = manifest["files"]
-    entries = {**manifest["arrays"], **{f"ids_{m}": e for m, e in manifest["id_maps"].items()}}
+    entries, expected_dtypes = _entries(manifest)
     for key, entry in entries.items():
         if not isinstance(entry, dict) or entry.get("file") not in files:
             raise ArtifactError("bad_manifest", f"{key}: no file entry with a checksum")
-        expected = ARRAY_DTYPES.get(key)
+        expected = expected_dtypes.get(key)
         dtype = str(entry.get("dtype"))
         if "O" in dtype:
             raise ArtifactError("pickle_refused", f"{key}: object dtype in the manifest")
@@ -422,7 +448,10 @@ def load_artifact(
                 raise ArtifactError("bad_manifest", f"files[{name!r}] malformed")
             _verify_file(resolved[name], record)
     loaded = {key: _load_npy(resolved[e["file"]], e, mmap) for key, e in entries.items()}
-    _check_consistency({k: v.shape for k, v in loaded.items()})
+    id_maps = {m: _id_map(loaded, m) for m in ID_MAPS}
+    _check_consistency(
+        {k: loaded[k].shape for k in ARRAY_DTYPES}, len(id_maps["users"]), len(id_maps["items"])
+    )
     # Last, so a damaged file is reported as what it is even when the manifest was
     # rewritten to match it (which this check then catches).
     if expected_sha256 is not None and digest != expected_sha256:
@@ -436,8 +465,40 @@ def load_artifact(
         sha256=digest,
         manifest=manifest,
         arrays={k: loaded[k] for k in ARRAY_DTYPES},
-        id_maps={m: loaded[f"ids_{m}"] for m in ID_MAPS},
+        id_maps=id_maps,
     )
+
+
+def _entries(manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.dtype]]:
+    """Every ``.npy`` entry of the manifest by key, and the dtype each must have (an id
+    map of format 1 is a unicode array of any width: not listed)."""
+    entries: dict[str, Any] = dict(manifest["arrays"])
+    dtypes = dict(ARRAY_DTYPES)
+    for name, entry in manifest["id_maps"].items():
+        if manifest["format_version"] == 1:
+            entries[f"ids_{name}"] = entry
+            continue
+        if not isinstance(entry, dict) or set(entry) != set(ID_MAP_PARTS):
+            raise ArtifactError("bad_manifest", f"id map {name!r} must list: blob, offsets")
+        for part, dtype in ID_MAP_PARTS.items():
+            entries[f"ids_{name}_{part}"] = entry[part]
+            dtypes[f"ids_{name}_{part}"] = dtype
+    return entries, dtypes
+
+
+def _id_map(loaded: Mapping[str, np.ndarray], name: str) -> IdArray:
+    """One id map from its loaded arrays, checked (offsets, UTF-8); format 1's unicode
+    array is converted (a private copy)."""
+    if f"ids_{name}" in loaded:
+        legacy = loaded[f"ids_{name}"]
+        if legacy.ndim != 1:
+            raise ArtifactError("shape_mismatch", f"ids_{name} must have 1 dimension")
+        return IdArray.from_strings(legacy.tolist())
+    blob, offsets = loaded[f"ids_{name}_blob"], loaded[f"ids_{name}_offsets"]
+    problem = id_array_check(blob, offsets)
+    if problem is not None:
+        raise ArtifactError("corrupt_file", f"id map {name}: {problem}")
+    return IdArray(blob, offsets)
 
 
 def delete_artifact(path: str | os.PathLike[str]) -> bool:

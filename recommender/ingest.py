@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-MAX_ID_LENGTH = 255
+from recommender.ids import MAX_ID_LENGTH
+
 MAX_TITLE_LENGTH = 500
 MAX_RECOMMENDATION_ID_LENGTH = 64
 MAX_CATEGORIES = 100

@@ -24,6 +24,7 @@ from recommender.config_schema import (
     PromotionPolicy,
     config_clean,
 )
+from recommender.ids import MAX_ID_LENGTH
 
 __all__ = [
     "ChampionNoOverlapPolicy",
@@ -35,7 +36,7 @@ __all__ = [
 
 
 class Item(models.Model):
-    external_id = models.CharField(max_length=255, unique=True)
+    external_id = models.CharField(max_length=MAX_ID_LENGTH, unique=True)
     title = models.CharField(max_length=500, blank=True, default="")
     active = models.BooleanField(default=True, help_text="Inactive items are never recommended.")
     categories = models.JSONField(
@@ -55,7 +56,7 @@ class Item(models.Model):
 class UserProfile(models.Model):
     """Optional user features (demographics, segments); users exist without one."""
 
-    external_id = models.CharField(max_length=255, unique=True)
+    external_id = models.CharField(max_length=MAX_ID_LENGTH, unique=True)
     features = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -86,9 +87,10 @@ class Event(models.Model):
         help_text='Who sent it: "api:<key name>", or "operator" (imports, demo data).',
     )
     event_id = models.CharField(
-        max_length=255, help_text="The client's id; unique per client, makes ingestion idempotent."
+        max_length=MAX_ID_LENGTH,
+        help_text="The client's id; unique per client, makes ingestion idempotent.",
     )
-    user_external_id = models.CharField(max_length=255)
+    user_external_id = models.CharField(max_length=MAX_ID_LENGTH)
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="events")
     event_type = models.CharField(max_length=32)
     weight = models.FloatField(

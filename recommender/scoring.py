@@ -22,35 +22,6 @@ FactorBlock = tuple[np.ndarray, np.ndarray]
 """``(embeddings (n, d), biases (n,))`` of consecutive universe items."""
 
 
-class IdIndex:
-    """External id -> position, vectorised, without a Python dict.
-
-    Keeps a sorted copy of the ids and the permutation: about ``4 x max_len + 8`` bytes
-    per id instead of ~100 for a dict entry, which matters when every gunicorn worker
-    holds one for a million users. Lookups are ``np.searchsorted``."""
-
-    def __init__(self, ids: np.ndarray) -> None:
-        ids = np.asarray(ids, dtype=np.str_)
-        self._order = np.argsort(ids, kind="stable")
-        self._sorted = ids[self._order]
-
-    def __len__(self) -> int:
-        return int(self._sorted.size)
-
-    def positions(self, queries: Sequence[str] | np.ndarray) -> np.ndarray:
-        """The position of each query id; -1 for ids not in the index."""
-        q = np.asarray(queries, dtype=np.str_)
-        if q.size == 0 or self._sorted.size == 0:
-            return np.full(q.shape, -1, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self._sorted, q), self._sorted.size - 1)
-        found = self._sorted[at] == q
-        return np.where(found, self._order[at], -1).astype(np.int64)
-
-    def position(self, query: str) -> int | None:
-        pos = int(self.positions([query])[0])
-        return pos if pos >= 0 else None
-
-
 def score_blocks(vector: np.ndarray, bias: float, blocks: Sequence[FactorBlock]) -> np.ndarray:
     """``blocks[..].embeddings @ vector + biases + bias`` into one float32 array.
 

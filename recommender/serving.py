@@ -17,9 +17,10 @@ when the cache key bumped by promote / rollback changes (read every
 which also picks up catalog changes (inactive items, new items) and covers a cache that
 is unreachable or per-process (no Redis).
 
-Arrays stay memory-mapped: every worker on a host shares one copy of the factors in the
-page cache. Per process there are only id indexes (sorted copies of the ids), norms and
-the catalog view.
+Arrays stay memory-mapped: every worker on a host shares one copy of the factors and of
+the model's ids in the page cache. Per process there are only id indexes (a hash and a
+position per id, ``recommender.ids``), norms and the catalog view (its ids as one UTF-8
+blob: memory follows the ids' real length, not the longest one's).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from django.utils import timezone
 from recommender import scoring
 from recommender.artifacts import ArtifactError, LoadedArtifact, load_artifact
 from recommender.exceptions import ItemNotFound, NoModel, RecsiteError, UnknownCategory
+from recommender.ids import IdArray, IdIndex
 from recommender.models import Event, Item, ModelVersion, Recommender, VersionStatus
-from recommender.scoring import FactorBlock, IdIndex, Page
+from recommender.scoring import FactorBlock, Page
 from recommender.selectors import (
     recommender_get,
     user_erasures_stamp,
@@ -126,14 +128,16 @@ def _events_stamp() -> Any:
 
 @dataclass(frozen=True)
 class Catalog:
-    """The whole catalog as columns, read once per refresh that needs it."""
+    """The whole catalog as columns. Read in full once; after that a change reads only the
+    rows updated since (:meth:`updated`) and patches a copy."""
 
-    ids: np.ndarray
+    ids: IdArray
     pks: np.ndarray
     active: np.ndarray
     titles: list[str]
     categories: list[tuple[str, ...]]  # equal tuples are one object (few distinct ones)
     stamp: tuple[Any, int]
+    rows_read: int = 0  # rows this catalog's build read from the database
 
     @classmethod
     def read(cls, stamp: tuple[Any, int]) -> Catalog:
@@ -142,20 +146,76 @@ class Catalog:
         active: list[bool] = []
         titles: list[str] = []
         categories: list[tuple[str, ...]] = []
-        rows = Item.objects.values_list("external_id", "pk", "active", "title", "categories")
+        interned: dict[tuple[str, ...], tuple[str, ...]] = {}
+        rows = Item.objects.order_by("pk").values_list(
+            "external_id", "pk", "active", "title", "categories"
+        )
         for external_id, pk, is_active, title, cats in rows.iterator(chunk_size=20_000):
             ids.append(external_id)
             pks.append(pk)
             active.append(bool(is_active))
             titles.append(title)
-            categories.append(_categories(cats))
+            categories.append(_categories(cats, interned))
         return cls(
-            np.asarray(ids, dtype=np.str_),
+            IdArray.from_strings(ids),
             np.asarray(pks, dtype=np.int64),
             np.asarray(active, dtype=bool),
             titles,
             categories,
             stamp,
+            rows_read=len(pks),
+        )
+
+    def updated(self, stamp: tuple[Any, int]) -> Catalog:
+        """This catalog with the changes up to ``stamp``: only the rows whose
+        ``updated_at`` is newer than this catalog's stamp are read (an indexed range);
+        changed rows are patched, new ones appended. A deletion (the row count disagrees
+        with ``stamp``'s afterwards) falls back to a full read: deleted rows cannot be
+        told from a range of ``updated_at``."""
+        since = self.stamp[0]
+        if since is None or stamp[1] < len(self.titles):
+            return Catalog.read(stamp)
+        rows = list(
+            Item.objects.filter(updated_at__gt=since)
+            .order_by("pk")
+            .values_list("external_id", "pk", "active", "title", "categories")
+        )
+        order = np.argsort(self.pks, kind="stable")
+        sorted_pks = self.pks[order]
+        changed = np.asarray([row[1] for row in rows], dtype=np.int64)
+        at = np.minimum(np.searchsorted(sorted_pks, changed), max(sorted_pks.size - 1, 0))
+        held = (sorted_pks[at] == changed) if sorted_pks.size else np.zeros(len(rows), bool)
+        if len(self.titles) + int((~held).sum()) != stamp[1]:
+            return Catalog.read(stamp)
+        titles, categories, active = list(self.titles), list(self.categories), self.active.copy()
+        # Interned per build from the rows in use: the table never outlives the build, so
+        # category sets that no item has any more are not kept (issue 13.14).
+        interned = {c: c for c in categories}
+        new_ids: list[str] = []
+        new_pks: list[int] = []
+        new_active: list[bool] = []
+        for (external_id, pk, is_active, title, cats), is_held, position in zip(
+            rows, held.tolist(), at.tolist(), strict=True
+        ):
+            if is_held:
+                row = int(order[position])
+                active[row] = bool(is_active)
+                titles[row] = title
+                categories[row] = _categories(cats, interned)
+                continue
+            new_ids.append(external_id)
+            new_pks.append(pk)
+            new_active.append(bool(is_active))
+            titles.append(title)
+            categories.append(_categories(cats, interned))
+        return Catalog(
+            self.ids.concat(IdArray.from_strings(new_ids)),
+            np.concatenate([self.pks, np.asarray(new_pks, dtype=np.int64)]),
+            np.concatenate([active, np.asarray(new_active, dtype=bool)]),
+            titles,
+            categories,
+            stamp,
+            rows_read=len(rows),
         )
 
     @cached_property
@@ -189,13 +249,11 @@ def _rows_by_category(categories: list[tuple[str, ...]]) -> dict[str, np.ndarray
     return {name: np.asarray(r, dtype=np.int64) for name, r in rows.items()}
 
 
-_CATEGORY_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
-
-
-def _categories(raw: Any) -> tuple[str, ...]:
-    """An item's categories as a shared tuple: 100k items hold a few hundred objects."""
+def _categories(raw: Any, interned: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[str, ...]:
+    """An item's categories as a tuple shared through ``interned`` (the table of one
+    catalog build): 100k items hold a few hundred objects."""
     value = tuple(dict.fromkeys(str(c) for c in raw)) if isinstance(raw, list) else ()
-    return _CATEGORY_TUPLES.setdefault(value, value)
+    return interned.setdefault(value, value)
 
 
 # --- the loaded model ----------------------------------------------------------------
@@ -218,12 +276,12 @@ class LoadedModel:
         return self.artifact.arrays
 
     @property
-    def item_ids(self) -> np.ndarray:
+    def item_ids(self) -> IdArray:
         return self.artifact.id_maps["items"]
 
     @property
     def n_items(self) -> int:
-        return int(self.item_ids.size)
+        return len(self.item_ids)
 
     def seen(self, user: int) -> np.ndarray:
         indptr = self.arrays["seen_indptr"]
@@ -287,9 +345,9 @@ class ItemUniverse:
     artifact order, or the popularity list) then ``tail`` (catalog items the model has not
     seen, scored through their categories)."""
 
-    head_ids: np.ndarray
+    head_ids: IdArray
     head_index: IdIndex
-    tail_ids: np.ndarray
+    tail_ids: IdArray
     tail_index: IdIndex
     blocked: np.ndarray  # positions never returned: inactive or deleted items
     categories: dict[str, np.ndarray]  # category -> positions
@@ -305,7 +363,7 @@ class ItemUniverse:
     pk_positions: np.ndarray
 
     def __len__(self) -> int:
-        return int(self.head_ids.size + self.tail_ids.size)
+        return len(self.head_ids) + len(self.tail_ids)
 
     def title(self, position: int) -> str:
         row = int(self.rows[position])
@@ -325,19 +383,24 @@ class ItemUniverse:
 
     def positions(self, ids: list[str]) -> np.ndarray:
         found = self.head_index.positions(ids)
-        missing = found < 0
-        if missing.any() and len(self.tail_index):
-            tail = self.tail_index.positions(np.asarray(ids, dtype=np.str_)[missing])
-            found[missing] = np.where(tail >= 0, tail + self.head_ids.size, -1)
+        missing = np.flatnonzero(found < 0)
+        if missing.size and len(self.tail_index):
+            tail = self.tail_index.positions([ids[i] for i in missing.tolist()])
+            found[missing] = np.where(tail >= 0, tail + len(self.head_ids), -1)
+        return found
+
+    def position(self, item_id: str) -> int | None:
+        found = self.head_index.position(item_id)
+        if found is None and len(self.tail_index):
+            tail = self.tail_index.position(item_id)
+            found = None if tail is None else tail + len(self.head_ids)
         return found
 
     def ids_at(self, positions: np.ndarray) -> list[str]:
-        n = self.head_ids.size
-        # np.asarray: indexing the memory-mapped array itself builds a memmap per element.
-        head = np.asarray(self.head_ids)
+        n = len(self.head_ids)
         if positions.size == 0 or positions.max() < n:
-            return head[positions].tolist()
-        return [str(head[p]) if p < n else str(self.tail_ids[p - n]) for p in positions]
+            return self.head_ids.strings_at(positions)
+        return [self.head_ids[p] if p < n else self.tail_ids[p - n] for p in positions.tolist()]
 
 
 @dataclass(frozen=True)
@@ -424,14 +487,14 @@ class ServingState:
                 "item embeddings.",
                 recommender=self.recommender,
             )
-        position = int(self.universe.positions([item_id])[0])
-        if position < 0:
+        position = self.universe.position(item_id)
+        if position is None:
             raise ItemNotFound(
                 f"Item {item_id!r} is not known to the model (nor a catalog item with a "
                 "category the model knows).",
                 item_id=item_id,
             )
-        head = self.universe.head_ids.size
+        head = len(self.universe.head_ids)
         embeddings = self.blocks[0][0] if position < head else self.blocks[1][0]
         vector = np.asarray(embeddings[position if position < head else position - head])
         scores = scoring.cosine_blocks(vector, self.blocks, self.norms)
@@ -467,7 +530,7 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
         features[known & is_tail[row_of_entry]],
         known_per_row[tail_rows],
     )
-    tail_ids = catalog.ids[tail_rows]
+    tail_ids = catalog.ids.take(tail_rows)
 
     rows = np.concatenate([head_rows, tail_rows])
     universe = ItemUniverse(
@@ -539,16 +602,17 @@ def popularity_state_build(recommender: str, catalog_stamp: tuple[Any, int]) -> 
     counts: list[float] = []
     titles: list[str] = []
     item_categories: list[tuple[str, ...]] = []
+    interned: dict[tuple[str, ...], tuple[str, ...]] = {}
     for external_id, pk, n, title, cats in rows.iterator(chunk_size=20_000):
         ids.append(external_id)
         pks.append(pk)
         counts.append(float(n))
         titles.append(title)
-        item_categories.append(_categories(cats))
+        item_categories.append(_categories(cats, interned))
     if not ids:
         return None
-    head_ids = np.asarray(ids, dtype=np.str_)
-    empty_ids = np.zeros(0, dtype=np.str_)
+    head_ids = IdArray.from_strings(ids)
+    empty_ids = IdArray.empty()
     universe = ItemUniverse(
         head_ids=head_ids,
         head_index=IdIndex(head_ids),
@@ -656,6 +720,11 @@ class ServingRegistry:
         self._fallback_built: dict[str, float] = {}
         self._forgotten: dict[str, tuple[tuple[int, int | None], frozenset[str]]] = {}
 
+    @property
+    def catalog(self) -> Catalog | None:
+        """The catalog the current states were built from."""
+        return self._catalog
+
     # -- the request path --
 
     def state(self, name: str) -> ServingState | None:
@@ -684,6 +753,14 @@ class ServingRegistry:
         actives = _active_versions(names)
         stamp = _catalog_stamp()
         catalog = self._catalog if self._catalog and self._catalog.stamp == stamp else None
+
+        def current_catalog() -> Catalog:
+            """The catalog at ``stamp``: patched from the last one (reading only the rows
+            changed since) or, the first time, read in full."""
+            if self._catalog is None:
+                return Catalog.read(stamp)
+            return self._catalog.updated(stamp)
+
         states = dict(self._states)
         for name, active in actives.items():
             status = self._status.setdefault(name, LoadStatus())
@@ -696,7 +773,7 @@ class ServingRegistry:
                 and self._may_try(name, active)
             ):
                 if catalog is None:
-                    catalog = Catalog.read(stamp)
+                    catalog = current_catalog()
                 fresh = self._load(name, active, catalog)
                 if fresh is not None:
                     states[name] = fresh
@@ -704,7 +781,7 @@ class ServingRegistry:
             if model is not None:
                 if current is not None and current.catalog_stamp != stamp:
                     if catalog is None:
-                        catalog = Catalog.read(stamp)
+                        catalog = current_catalog()
                     states[name] = model_state_build(model, catalog)
                 continue
             fallback = self._fallback(name, current, stamp)

@@ -1,14 +1,23 @@
 from django.urls import path, register_converter
-from django.urls.converters import StringConverter
 
 from recommender import apis
 
 
-class ExternalIdConverter(StringConverter):
-    """A user or item id in a path: anything but "/" and NUL. No stored id holds a NUL
-    (ingest refuses it) and PostgreSQL refuses one in a query, so such a URL is a 404."""
+class ExternalIdConverter:
+    """A user or item id in a path: any non-empty text without NUL, "/" included (ids
+    are the client's: ``shop/42`` is a valid item id and is served). ``items/<id>/similar``
+    takes everything before its last ``/similar``, so an id may itself contain
+    ``/similar``. The length cap (``MAX_ID_LENGTH``) is the view's, which answers 400
+    naming the field. No stored id holds a NUL (ingest refuses it) and PostgreSQL
+    refuses one in a query, so such a URL is a 404."""
 
-    regex = r"[^/\x00]+"
+    regex = r"[^\x00]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
 
 
 register_converter(ExternalIdConverter, "external_id")

@@ -61,7 +61,11 @@ def _save_manifest(path: Path, manifest: dict) -> None:
 def _replace_file(path: Path, key: str, array: np.ndarray, *, update_shape: bool = False) -> None:
     """Swap one array file and re-sign it in the manifest, as a careful attacker would."""
     manifest = _manifest(path)
-    entry = manifest["arrays"].get(key) or manifest["id_maps"][key.removeprefix("ids_")]
+    if key.startswith("ids_"):  # ids_<map>_<part>
+        _, id_map, part = key.split("_")
+        entry = manifest["id_maps"][id_map][part]
+    else:
+        entry = manifest["arrays"][key]
     target = path / entry["file"]
     np.save(target, array, allow_pickle=True)
     data = target.read_bytes()
@@ -102,7 +106,7 @@ def test_round_trip(tmp_path: Path):
     assert loaded.metrics == {"precision@10": 0.25}
     assert loaded.feature_names == {"item": ["cat:x", "tag:y"]}
     manifest = loaded.manifest
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["arrays"]["item_embeddings"] == {
         "file": "item_embeddings.npy",
         "shape": [N_ITEMS, DIM],
@@ -148,7 +152,7 @@ def test_truncated_file_is_refused(artifact: Path):
 
 
 def test_pickled_object_array_is_refused_even_when_re_signed(artifact: Path):
-    _replace_file(artifact, "ids_items", np.array(["a", "b", "c", {"evil": 1}], dtype=object))
+    _replace_file(artifact, "ids_items_blob", np.array([97, 98, 99, {"evil": 1}], dtype=object))
     with pytest.raises(ArtifactError) as exc:
         load_artifact(artifact)
     assert _code(exc) == "pickle_refused"
@@ -156,7 +160,7 @@ def test_pickled_object_array_is_refused_even_when_re_signed(artifact: Path):
 
 def test_object_dtype_in_manifest_is_refused(artifact: Path):
     manifest = _manifest(artifact)
-    manifest["id_maps"]["items"]["dtype"] = "|O"
+    manifest["id_maps"]["items"]["blob"]["dtype"] = "|O"
     _save_manifest(artifact, manifest)
     with pytest.raises(ArtifactError) as exc:
         load_artifact(artifact)
@@ -220,7 +224,7 @@ def test_wrong_dtype_is_refused(artifact: Path):
 @pytest.mark.parametrize(
     ("change", "code"),
     [
-        ({"format_version": 2}, "unsupported_format"),
+        ({"format_version": 3}, "unsupported_format"),
         ({"files": []}, "bad_manifest"),
         ({"arrays": {}}, "bad_manifest"),
     ],
@@ -316,3 +320,93 @@ def test_artifact_names_are_unique_and_keep_their_label():
     with pytest.raises(ArtifactError) as caught:
         artifact_name_new("../escape")
     assert caught.value.code == "bad_name"
+
+
+# --- id maps: a UTF-8 blob + offsets (format 2) ------------------------------------------
+
+
+def test_id_maps_are_a_memory_mapped_blob_and_offsets(artifact: Path):
+    loaded = load_artifact(artifact)
+    items = loaded.id_maps["items"]
+    assert isinstance(items.blob, np.memmap) and isinstance(items.offsets, np.memmap)
+    assert items.blob.dtype == np.uint8 and items.offsets.dtype == np.int64
+    assert bytes(items.blob) == "abcü-é".encode()
+    assert items.offsets.tolist() == [0, 1, 2, 3, 8]
+    assert sorted(p.name for p in artifact.glob("ids_*")) == [
+        "ids_items_blob.npy",
+        "ids_items_offsets.npy",
+        "ids_users_blob.npy",
+        "ids_users_offsets.npy",
+    ]
+
+
+def test_one_long_id_does_not_widen_the_others_on_disk(tmp_path: Path):
+    """Format 1 stored ids as fixed-width unicode: one 255-character id made every id
+    take 1,020 bytes (ids_users.npy 18x larger). Now the id files grow by that id only."""
+    users = [f"user-{n:05d}" for n in range(2_000)]
+    sizes = {}
+    for name, extra in (("short", "user-x"), ("long", "u" * 255)):
+        arrays = _arrays()
+        n_users = len(users) + 1
+        arrays |= {
+            "user_embeddings": np.zeros((n_users, DIM)),
+            "user_biases": np.zeros(n_users),
+            "seen_indptr": np.zeros(n_users + 1, dtype=np.int64),
+            "seen_indices": np.zeros(0, dtype=np.int32),
+        }
+        path = write_artifact(tmp_path, name, arrays, ID_MAPS | {"users": [*users, extra]}, META)
+        sizes[name] = sum(p.stat().st_size for p in path.path.glob("ids_users_*"))
+    assert sizes["long"] - sizes["short"] == 255 - len("user-x")
+
+
+def _resealed_file(path: Path, filename: str, array: np.ndarray) -> None:
+    np.save(path / filename, array)
+    manifest = _manifest(path)
+    data = (path / filename).read_bytes()
+    manifest["files"][filename] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    _save_manifest(path, manifest)
+
+
+@pytest.mark.parametrize(
+    ("filename", "array"),
+    [
+        ("ids_items_offsets.npy", np.array([0, 2, 1, 3, 8], dtype=np.int64)),  # decreasing
+        ("ids_items_offsets.npy", np.array([0, 1, 2, 3, 7], dtype=np.int64)),  # short of blob
+        ("ids_items_offsets.npy", np.array([0, 1, 2, 4, 8], dtype=np.int64)),  # cuts "ü"
+        ("ids_items_blob.npy", np.frombuffer(b"abc\xff-\xc3\xa9x", dtype=np.uint8)),  # not UTF-8
+    ],
+)
+def test_inconsistent_id_maps_are_refused_even_when_re_signed(
+    artifact: Path, filename: str, array: np.ndarray
+):
+    _resealed_file(artifact, filename, array)
+    with pytest.raises(ArtifactError) as exc:
+        load_artifact(artifact)
+    assert _code(exc) == "corrupt_file"
+
+
+def test_format_1_artifacts_with_unicode_id_arrays_still_load(artifact: Path):
+    """Artifacts written before the blob format (format 1) keep serving after an upgrade."""
+    manifest = _manifest(artifact)
+    for name, ids in (("users", ID_MAPS["users"]), ("items", ID_MAPS["items"])):
+        legacy = np.asarray(ids, dtype=np.str_)
+        filename = f"ids_{name}.npy"
+        np.save(artifact / filename, legacy)
+        data = (artifact / filename).read_bytes()
+        for part in ("blob", "offsets"):
+            del manifest["files"][f"ids_{name}_{part}.npy"]
+            (artifact / f"ids_{name}_{part}.npy").unlink()
+        manifest["files"][filename] = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+        }
+        manifest["id_maps"][name] = {
+            "file": filename,
+            "shape": list(legacy.shape),
+            "dtype": legacy.dtype.str,
+        }
+    manifest["format_version"] = 1
+    _save_manifest(artifact, manifest)
+    loaded = load_artifact(artifact)
+    assert loaded.id_maps["users"].tolist() == ["u1", "u2", "u3"]
+    assert loaded.id_maps["items"].tolist() == ["a", "b", "c", "ü-é"]

@@ -74,7 +74,8 @@ def _reseal(path: Path, filename: str, **entry: Any) -> None:
     manifest = _manifest(path)
     data = (path / filename).read_bytes()
     manifest["files"][filename] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    for array in (*manifest["arrays"].values(), *manifest["id_maps"].values()):
+    id_parts = [part for parts in manifest["id_maps"].values() for part in parts.values()]
+    for array in (*manifest["arrays"].values(), *id_parts):
         if array["file"] == filename:
             array.update(entry)
     _save_manifest(path, manifest)

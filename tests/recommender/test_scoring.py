@@ -96,17 +96,3 @@ def test_cosine_blocks_ranks_by_angle_not_length():
     assert scores[1] == pytest.approx(np.sqrt(0.5))
     assert scores[2] == INF  # a zero vector has no direction
     assert scores[3] == pytest.approx(0.0)
-
-
-def test_id_index_finds_positions_and_reports_unknown_ids_as_minus_one():
-    index = scoring.IdIndex(np.array(["b", "a", "cc", "c"]))
-    assert index.positions(["a", "cc", "zz", "c", "ccc", ""]).tolist() == [1, 2, -1, 3, -1, -1]
-    assert index.position("b") == 0
-    assert index.position("nope") is None
-    empty = scoring.IdIndex(np.zeros(0, dtype=np.str_))
-    assert empty.positions(["a"]).tolist() == [-1]
-
-
-def test_id_index_does_not_match_a_longer_id_by_its_prefix():
-    index = scoring.IdIndex(np.array(["ab"]))  # dtype <U2
-    assert index.positions(["abc"]).tolist() == [-1]
