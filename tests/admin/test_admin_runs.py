@@ -124,9 +124,7 @@ def test_start_a_run_now_queues_an_admin_run(
     admin_client, django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(
-        "recsite.celery.app.send_task", lambda *a, **kw: sent.append((a, kw))
-    )
+    monkeypatch.setattr("recsite.celery.app.send_task", lambda *a, **kw: sent.append((a, kw)))
     recommender = RecommenderFactory(name="shop")
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(start_url(recommender))
