@@ -30,6 +30,7 @@ from django.views.decorators.http import require_POST
 from rest_framework_api_key.models import APIKey
 
 from recommender import admin_data  # noqa: F401  (registers the data and erasure admins)
+from recommender.admin_pages import render_admin_page
 from recommender.comparison import compare_rows, metric_value
 from recommender.exceptions import RecsiteError
 from recommender.models import (
@@ -47,7 +48,6 @@ from recommender.services import (
     model_version_promote,
     model_version_rollback,
 )
-from recsite.admin_site import render_admin_page
 
 PROMOTE_PERMISSION = "recommender.promote_modelversion"
 ROLLBACK_PERMISSION = "recommender.rollback_modelversion"

@@ -23,9 +23,9 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from recommender.admin_pages import render_admin_page
 from recommender.models import DataErasure, Event, Item, UserProfile
 from recommender.services import events_erase, items_erase, user_erase
-from recsite.admin_site import render_admin_page
 
 COUNT_CAP = 10_000
 # Users one "erase" action may erase (each is its own transaction and audit row).

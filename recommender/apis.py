@@ -15,6 +15,7 @@ from recommender.auth import HasScope, api_key_actor_label
 from recommender.exceptions import BatchTooLarge, NoActiveVersion
 from recommender.ids import MAX_ID_LENGTH
 from recommender.models import Recommender, Scope, api_key_client
+from recommender.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
 from recommender.selectors import active_version_get, model_version_get, recommender_get
 from recommender.serializers import (
     ActiveModelOutput,
@@ -31,7 +32,6 @@ from recommender.services import (
     user_erase,
 )
 from recommender.serving import recommendations_get, similar_items_get
-from recsite.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
 
 
 def _batch(request, key: str, limit: int) -> list:

@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
 
 
 class RecommenderConfig(AppConfig):
@@ -6,12 +8,9 @@ class RecommenderConfig(AppConfig):
     verbose_name = "Recommender: catalog, events, models and serving"
 
     def ready(self) -> None:
-        from django.db import transaction
-        from django.db.models.signals import post_delete, post_save
-
+        # Deferred: models (and auth, which imports them) load only once the registry is ready.
         from recommender.auth import api_keys_changed
         from recommender.models import ApiKey
-        from recsite import openapi  # noqa: F401  (registers the API-key scheme for the schema)
 
         def on_api_key_change(**kwargs) -> None:
             transaction.on_commit(api_keys_changed)

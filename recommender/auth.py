@@ -24,9 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache as memoize
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from recommender.models import ApiKey
@@ -140,6 +142,23 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return KEYWORD
 
 
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """The API-key scheme in the OpenAPI schema (drf-spectacular registers an extension
+    when its class is defined, so it is known wherever the authentication class is)."""
+
+    target_class = ApiKeyAuthentication
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Authorization: Api-Key <key>` (keys are created in the admin "
+            "or with `manage.py create_api_key`).",
+        }
+
+
 def api_key_actor_label(api_key: ApiKey) -> str:
     """How an API key appears as the actor of what it did (runs, promotions, rollbacks):
     ``api-key:<prefix> (<name>)``. The prefix identifies the key; the name is a hint."""
@@ -183,8 +202,6 @@ return {count, left}
 def _redis_take():
     """The throttle's Redis script, bound to a client of ``REDIS_URL`` (one per process;
     redis-py's pool re-opens its connections after a fork)."""
-    import redis
-
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
     return client.register_script(_TAKE_SCRIPT)
 

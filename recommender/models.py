@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from celery.schedules import crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django_celery_beat.validators import crontab_validator
 from rest_framework_api_key.models import AbstractAPIKey
 
 from recommender.config_schema import (
@@ -192,9 +194,6 @@ def default_event_weights() -> dict[str, float]:
 
 def validate_schedule_cron(value: str) -> None:
     """A five-field cron expression in UTC (``minute hour day-of-month month day-of-week``)."""
-    from celery.schedules import crontab
-    from django_celery_beat.validators import crontab_validator
-
     value = (value or "").strip()
     if not value:
         return

@@ -43,6 +43,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from recommender import scoring
+from recommender import serving_metrics as metrics
 from recommender.artifacts import ArtifactError, LoadedArtifact, load_artifact
 from recommender.exceptions import ItemNotFound, NoModel, RecsiteError, UnknownCategory
 from recommender.ids import IdArray, IdIndex
@@ -56,7 +57,6 @@ from recommender.selectors import (
 )
 from recommender.services.registry import local_artifact_path
 from recommender.serving_signal import active_version_key
-from recsite import metrics
 
 logger = logging.getLogger(__name__)
 

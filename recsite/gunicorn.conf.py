@@ -51,6 +51,9 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 _data_dir = Path(os.environ.get("RECSITE_DATA_DIR", "").strip() or _BASE_DIR / "var")
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_data_dir / "prometheus"))
 
+# After PROMETHEUS_MULTIPROC_DIR is set: prometheus_client reads it when first imported.
+from prometheus_client import multiprocess  # noqa: E402
+
 
 def on_starting(server) -> None:
     """Start with an empty metrics directory: old workers' files would be added up."""
@@ -62,6 +65,4 @@ def on_starting(server) -> None:
 
 def child_exit(server, worker) -> None:
     """Drop a dead worker's per-process gauges (the loaded version, the model age)."""
-    from prometheus_client import multiprocess
-
     multiprocess.mark_process_dead(worker.pid)

@@ -1,14 +1,12 @@
-"""Prometheus metrics: the definitions, the request middleware and the ``/metrics`` view.
+"""Prometheus metrics: the HTTP request metrics, their middleware and the ``/metrics`` view.
+The serving metrics (loaded version, model age, loads) are defined by the app that owns
+them, ``recommender/serving_metrics.py``, and served here with the rest.
 
 Under gunicorn every worker is a process with its own counters. With
 ``PROMETHEUS_MULTIPROC_DIR`` set (``recsite/gunicorn.conf.py`` sets and empties it) each
 process writes its values to files there and ``/metrics`` answered by any worker adds
 them up, so a scrape sees the whole server. Without it (runserver, tests) the process's
 own registry is served.
-
-Per-worker gauges (the loaded version, the model age, whether the last load failed) use
-the ``liveall`` mode: one series per live worker, labelled ``pid``, so a version that one
-worker failed to load is visible.
 """
 
 from __future__ import annotations
@@ -24,11 +22,13 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
 )
+
+# Defined (so listed by /metrics) from the first scrape, whether or not serving ran yet.
+from recommender import serving_metrics  # noqa: F401
 
 WORKER_HEADER = "X-Recsite-Worker"
 
@@ -42,34 +42,6 @@ LATENCY = Histogram(
     "Time from the request entering Django to the response leaving it, by endpoint.",
     ["endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-)
-MODEL_VERSION = Gauge(
-    "recsite_model_loaded_version",
-    "The model version this worker serves (0: none loaded).",
-    ["recommender"],
-    multiprocess_mode="liveall",
-)
-MODEL_AGE = Gauge(
-    "recsite_model_age_seconds",
-    "Seconds since the served model version was created (trained).",
-    ["recommender"],
-    multiprocess_mode="liveall",
-)
-MODEL_LAST_LOAD_FAILED = Gauge(
-    "recsite_model_last_load_failed",
-    "1 when this worker's last attempt to load the active version failed.",
-    ["recommender"],
-    multiprocess_mode="liveall",
-)
-MODEL_SWAPS = Counter(
-    "recsite_model_swaps_total",
-    "Model versions swapped in (a first load counts too).",
-    ["recommender"],
-)
-MODEL_LOAD_FAILURES = Counter(
-    "recsite_model_load_failures_total",
-    "Attempts to load a model version that failed to load or verify (never swapped in).",
-    ["recommender"],
 )
 
 

@@ -1,16 +1,12 @@
-"""What drf-spectacular cannot see by itself: the API-key scheme, and the error answers
-every operation can give (bad input, no or a bad key, a missing scope, throttling, an
-oversized body, the database down). They are documented once, as shared responses with
-the one error body, rather than repeated on every view.
-
-Imported by ``RecommenderConfig.ready`` so the extension is registered before the first
-schema is generated."""
+"""What drf-spectacular cannot see by itself: the error answers every operation can give
+(bad input, no or a bad key, a missing scope, throttling, an oversized body, the database
+down). They are documented once, as shared responses with the one error body, rather
+than repeated on every view. (The API-key scheme is ``recommender.auth.ApiKeyScheme``,
+next to the authentication class.)"""
 
 from __future__ import annotations
 
 from typing import Any
-
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 ERROR_SCHEMA_REF = "#/components/schemas/Error"
 
@@ -25,20 +21,6 @@ COMMON_ERRORS = [
 BODY_ERRORS = [
     ("413", "PayloadTooLarge", "The body or the batch is over its limit."),
 ]
-
-
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "recommender.auth.ApiKeyAuthentication"
-    name = "ApiKey"
-
-    def get_security_definition(self, auto_schema) -> dict[str, str]:
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "Authorization",
-            "description": "`Authorization: Api-Key <key>` (keys are created in the admin "
-            "or with `manage.py create_api_key`).",
-        }
 
 
 def add_error_responses(result: dict[str, Any], generator, request, public) -> dict[str, Any]:

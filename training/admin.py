@@ -1,5 +1,5 @@
 """Admin for recommenders (configuration, schedule, "Start a run now"), training runs
-(list, live detail page, cancel) and the dashboard.
+(list, live detail page, cancel). The dashboard page is ``training.admin_dashboard``.
 
 Buttons call the services the CLI and API call: ``training_run_create``,
 ``training_run_cancel``, ``recommender_schedule_sync``. State changes are POST-only
@@ -16,20 +16,19 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
 from recommender.admin import age_text, status_badge
+from recommender.admin_pages import render_admin_page
 from recommender.comparison import metric_name, metric_value
 from recommender.config_schema import BOOL, CHOICE, SETTINGS
 from recommender.models import ModelVersion, Recommender, VersionStatus, validate_schedule_cron
-from recsite.admin_site import render_admin_page
 from training import charts
 from training.cron import cron_next_runs
-from training.dashboard import dashboard_get, schedule_next_runs
+from training.dashboard import schedule_next_runs
 from training.exceptions import (
     TrainingAlreadyRunning,
     TrainingRunNotCancellable,
@@ -476,16 +475,3 @@ class TrainingRunAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
         return HttpResponseRedirect(reverse("admin:training_trainingrun_change", args=[run.pk]))
-
-
-# --- The dashboard -------------------------------------------------------------------
-
-
-def dashboard_view(request: HttpRequest) -> TemplateResponse:
-    return render_admin_page(
-        request,
-        None,
-        "admin/recsite/dashboard.html",
-        title="Dashboard",
-        context={"dashboard": dashboard_get(now=timezone.now())},
-    )

@@ -14,8 +14,8 @@ from recommender.apis import (
 )
 from recommender.auth import HasScope, api_key_actor_label
 from recommender.models import Scope
+from recommender.pagination import PAGE_PARAMETERS, paginated
 from recommender.selectors import recommender_get
-from recsite.pagination import PAGE_PARAMETERS, paginated
 from training.models import TrainingRun, Trigger
 from training.selectors import training_run_get
 from training.serializers import TrainingRunInput, TrainingRunOutput

@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, multiprocess
 from recommender.comparison import metric_name
 from recommender.models import ModelVersion, Recommender, VersionStatus
 from recommender.selectors import events_ingested_per_day
+from recommender.serving import registry
+from recommender.serving_metrics import MODEL_LAST_LOAD_FAILED_NAME, MODEL_VERSION_NAME
 from training import charts
 from training.cron import cron_next_runs
 from training.models import FINISHED_STATUSES, LIVE_STATUSES, RunStatus, TrainingRun
@@ -117,29 +119,24 @@ def serving_processes_get() -> tuple[list[ServingProcess], str]:
     workers of this host are listed. Otherwise only this process is known: its own
     serving registry (the data ``/readyz`` reports)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)
         rows: dict[tuple[str, str], ServingProcess] = {}
-        for metric in registry.collect():
-            if metric.name not in (
-                "recsite_model_loaded_version",
-                "recsite_model_last_load_failed",
-            ):
+        for metric in collected.collect():
+            if metric.name not in (MODEL_VERSION_NAME, MODEL_LAST_LOAD_FAILED_NAME):
                 continue
             for sample in metric.samples:
                 key = (sample.labels.get("pid", "?"), sample.labels.get("recommender", "?"))
                 row = rows.setdefault(
                     key, ServingProcess(pid=key[0], recommender=key[1], loaded_version=None)
                 )
-                if metric.name == "recsite_model_loaded_version":
+                if metric.name == MODEL_VERSION_NAME:
                     row.loaded_version = int(sample.value) or None
                 elif sample.value:
                     row.last_load_error = {"message": "the last load of the active version failed"}
         return sorted(
             rows.values(), key=lambda r: (r.recommender, r.pid)
         ), "all workers on this host"
-
-    from recommender.serving import registry
 
     health = registry.health()
     return [

@@ -19,6 +19,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -26,7 +27,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from recommender.models import Event, ModelVersion, Recommender
-from recsite.celery import app as celery_app
 from training.exceptions import (
     InvalidTrainingOptions,
     TrainingAlreadyRunning,
@@ -128,7 +128,7 @@ def _actor_name(actor: AbstractBaseUser | None, actor_label: str) -> str:
 def _send(run_id: int) -> None:
     """Send ``training.tasks.run_training(run_id)`` to the training queue (by name, so this
     module does not import the task module that imports it)."""
-    celery_app.send_task(RUN_TRAINING_TASK, args=[run_id], queue=TRAINING_QUEUE)
+    current_app.send_task(RUN_TRAINING_TASK, args=[run_id], queue=TRAINING_QUEUE)
 
 
 def _enqueue(run_id: int) -> None:
@@ -137,12 +137,10 @@ def _enqueue(run_id: int) -> None:
     claim, and raises ``TrainingRunNotQueued`` (503) so the caller learns it.
 
     With ``CELERY_TASK_ALWAYS_EAGER`` the run executes here, in this process: Celery's
-    ``send_task`` ignores eager mode, so the task is applied directly (imported here:
-    the task module imports this one)."""
-    if celery_app.conf.task_always_eager:
-        from training.tasks import run_training
-
-        run_training.apply(args=[run_id])
+    ``send_task`` ignores eager mode, so the task registered under its name (by
+    ``TrainingConfig.ready``) is applied directly."""
+    if current_app.conf.task_always_eager:
+        current_app.tasks[RUN_TRAINING_TASK].apply(args=[run_id])
         return
     try:
         _send(run_id)

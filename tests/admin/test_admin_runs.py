@@ -124,9 +124,7 @@ def test_start_a_run_now_queues_an_admin_run(
     admin_client, django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(
-        "training.services.celery_app.send_task", lambda *a, **kw: sent.append((a, kw))
-    )
+    monkeypatch.setattr("recsite.celery.app.send_task", lambda *a, **kw: sent.append((a, kw)))
     recommender = RecommenderFactory(name="shop")
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(start_url(recommender))
@@ -165,7 +163,7 @@ def test_staff_without_start_permission_get_403_and_no_button(staff_client):
 
 
 def test_staff_with_start_permission_see_the_button(staff_client, monkeypatch):
-    monkeypatch.setattr("training.services.celery_app.send_task", lambda *a, **kw: None)
+    monkeypatch.setattr("recsite.celery.app.send_task", lambda *a, **kw: None)
     recommender = RecommenderFactory(name="shop")
     client = staff_client(START)
     assert "recsite-start-run" in client.get(change_url(recommender)).content.decode()

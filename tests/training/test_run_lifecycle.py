@@ -73,12 +73,10 @@ def test_create_without_enqueue_sends_nothing(django_capture_on_commit_callbacks
 def test_a_run_that_cannot_be_enqueued_fails_frees_the_slot_and_raises_a_503(
     monkeypatch, django_capture_on_commit_callbacks
 ):
-    from training import services
-
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(services.celery_app, "send_task", broker_down)
+    monkeypatch.setattr("recsite.celery.app.send_task", broker_down)
     recommender = RecommenderFactory()
     with pytest.raises(TrainingRunNotQueued) as exc:
         with django_capture_on_commit_callbacks(execute=True):

@@ -89,7 +89,7 @@ def test_starting_a_run_while_the_broker_is_down_is_a_503_and_frees_the_slot(
     def broker_down(*args, **kwargs):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(services.celery_app, "send_task", broker_down)
+    monkeypatch.setattr("recsite.celery.app.send_task", broker_down)
     client = make_api_client(Scope.TRAINING_WRITE)
     RecommenderFactory(name="default")
     response = client.post("/api/v1/training-runs", {}, format="json")
