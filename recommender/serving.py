@@ -46,6 +46,7 @@ from recommender import scoring
 from recommender import serving_metrics as metrics
 from recommender.artifacts import ArtifactError, LoadedArtifact, load_artifact
 from recommender.exceptions import ItemNotFound, NoModel, RecsiteError, UnknownCategory
+from recommender.features import CATEGORY_PREFIX
 from recommender.ids import IdArray, IdIndex
 from recommender.models import Event, Item, ModelVersion, Recommender, VersionStatus
 from recommender.scoring import FactorBlock, Page
@@ -66,7 +67,6 @@ RETRY_FAILED_SECONDS = 60.0
 # The no-model popularity (an aggregate over all events) is rebuilt at most this often
 # when only events changed; a catalog change rebuilds it at the next refresh.
 FALLBACK_REBUILD_SECONDS = 30.0
-CATEGORY_PREFIX = "category:"
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 

@@ -37,6 +37,7 @@ from recommender.artifacts import (
     load_artifact,
     write_artifact,
 )
+from recommender.features import IDENTITY_PREFIX, category_feature_names, user_feature_names
 from recommender.metric_names import metric_key
 from recommender.models import ModelVersion, PromotionKind, Recommender, VersionStatus
 from recommender.selectors import active_version_get
@@ -343,14 +344,14 @@ def _build(recommender: Recommender, events: EventColumns) -> _Data:
         rows = np.repeat(
             np.arange(len(items), dtype=np.int64), [len(c) for c in catalog.categories]
         )
-        labels = [f"category:{name}" for names in catalog.categories for name in names]
+        labels = [label for names in catalog.categories for label in category_feature_names(names)]
         item_features = feature_matrix(items, rows, np.asarray(labels, dtype=np.str_))
     user_features = None
     if recommender.use_user_features:
         profiles = user_features_load(user_ids=users.ids.tolist())
         per_user = [profiles.get(user, []) for user in users.ids.tolist()]
         rows = np.repeat(np.arange(len(users), dtype=np.int64), [len(f) for f in per_user])
-        labels = [f"user:{name}" for names in per_user for name in names]
+        labels = [label for names in per_user for label in user_feature_names(names)]
         user_features = feature_matrix(users, rows, np.asarray(labels, dtype=np.str_))
     return _Data(events, users, items, interactions, item_pks, item_features, user_features)
 
@@ -533,7 +534,7 @@ def _write(
     feature_names = {
         "items": data.item_features.names.tolist()
         if data.item_features
-        else np.char.add("id:", data.items.ids).tolist(),
+        else np.char.add(IDENTITY_PREFIX, data.items.ids).tolist(),
     }
     if data.user_features:
         feature_names["users"] = data.user_features.names.tolist()

@@ -223,3 +223,15 @@ def test_a_stored_weight_of_1e39_is_skipped_and_counted_and_the_run_succeeds(rec
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.data_stats["invalid_weights_skipped"] == 1
     assert "skipped 1 events with an unusable weight" in run.log
+
+
+def test_user_features_are_named_by_the_shared_contract(recommender):
+    recommender.use_user_features = True
+    recommender.save()
+    run = run_now(recommender)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    names = load_artifact(local_artifact_path(run.version.artifact_uri)).feature_names
+    user_names = names["users"]
+    assert any(name.startswith("user:") for name in user_names)
+    assert all(name.startswith(("id:", "user:")) for name in user_names)
+    assert any(name.startswith("category:") for name in names["items"])

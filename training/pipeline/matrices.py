@@ -13,6 +13,8 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.features import IDENTITY_PREFIX
+
 Duplicates = Literal["sum", "max"]
 
 
@@ -180,5 +182,5 @@ def feature_matrix(
     if normalize:
         row_sums = np.asarray(matrix.sum(axis=1), dtype=np.float32).ravel()
         matrix = sp.csr_matrix(sp.diags(1.0 / row_sums) @ matrix, dtype=np.float32)
-    names = np.concatenate([np.char.add("id:", id_map.ids), vocab])
+    names = np.concatenate([np.char.add(IDENTITY_PREFIX, id_map.ids), vocab])
     return FeatureMatrix(matrix=matrix.astype(np.float32), names=names.astype(np.str_))
