@@ -604,6 +604,7 @@ def _register(
                 actor_label=f"run #{run.pk} ({run.trigger})",
                 reason=reason,
                 kind=PromotionKind.AUTO,
+                artifact_verified=True,  # just written and hashed by this run
             )
         training_run_succeed(
             run=run,

@@ -141,7 +141,6 @@ def _artifact_verify(version: ModelVersion) -> None:
         ) from exc
 
 
-@transaction.atomic
 def model_version_promote(
     *,
     version: ModelVersion,
@@ -149,11 +148,35 @@ def model_version_promote(
     actor_label: str = "",
     reason: str,
     kind: str = PromotionKind.PROMOTE,
+    artifact_verified: bool = False,
 ) -> PromotionEvent:
     """Make ``version`` the active one; the previously active one is retired and becomes
-    the rollback target."""
+    the rollback target.
+
+    The artifact is verified (every file hashed) before the recommender's row lock is
+    taken, so checking a multi-GB artifact never holds up the recommender's other writers;
+    retention marks a version deleted under that lock, which the locked part re-checks.
+    ``artifact_verified``: the caller has just written the artifact and hashed what it
+    wrote (the training run's auto-promotion), so it is not hashed a second time; serving
+    still verifies it before any swap."""
     if kind not in (PromotionKind.PROMOTE, PromotionKind.AUTO):
         raise ValueError(f"promote records kind 'promote' or 'auto', not {kind!r}")
+    if not artifact_verified:
+        _artifact_verify(version)
+    return _promote_locked(
+        version=version, actor=actor, actor_label=actor_label, reason=reason, kind=kind
+    )
+
+
+@transaction.atomic
+def _promote_locked(
+    *,
+    version: ModelVersion,
+    actor: AbstractBaseUser | None,
+    actor_label: str,
+    reason: str,
+    kind: str,
+) -> PromotionEvent:
     recommender = _lock_recommender(version.recommender_id)
     version.refresh_from_db(fields=["status", "artifact_deleted_at"])
     if version.status == VersionStatus.REJECTED:
@@ -173,7 +196,6 @@ def model_version_promote(
         raise VersionAlreadyActive(
             f"Version {version.number} is already active.", version=version.number
         )
-    _artifact_verify(version)
     previous = active_version_get(recommender=recommender)
     return _activate(
         recommender=recommender,
@@ -186,7 +208,6 @@ def model_version_promote(
     )
 
 
-@transaction.atomic
 def model_version_rollback(
     *,
     recommender: Recommender,
@@ -202,7 +223,33 @@ def model_version_rollback(
     it is not the active one when the lock is held, ``VersionNotActive`` and nothing
     changes. Two callers reacting to the same bad version thus roll back once; without
     it the second rollback would undo the first (the target of a rollback is the
-    version it replaced)."""
+    version it replaced).
+
+    The target's artifact is verified before the lock (as for promote); should another
+    writer change the target meanwhile, the new target is verified under the lock."""
+    target = rollback_target_get(recommender=recommender)
+    if target is not None and target.artifact_deleted_at is None:
+        _artifact_verify(target)
+    return _rollback_locked(
+        recommender=recommender,
+        actor=actor,
+        actor_label=actor_label,
+        reason=reason,
+        from_number=from_number,
+        verified_pk=target.pk if target is not None else None,
+    )
+
+
+@transaction.atomic
+def _rollback_locked(
+    *,
+    recommender: Recommender,
+    actor: AbstractBaseUser | None,
+    actor_label: str,
+    reason: str,
+    from_number: int | None,
+    verified_pk: int | None,
+) -> PromotionEvent:
     recommender = _lock_recommender(recommender.pk)
     current = active_version_get(recommender=recommender)
     if from_number is not None and (current is None or current.number != from_number):
@@ -239,7 +286,8 @@ def model_version_rollback(
             active_version=current.number,
             target_version=target.number,
         )
-    _artifact_verify(target)
+    if target.pk != verified_pk:  # changed since the check before the lock
+        _artifact_verify(target)
     return _activate(
         recommender=recommender,
         version=target,

@@ -34,7 +34,8 @@ import numpy as np
 import pytest
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from recommender.artifacts import ArtifactError, load_artifact
 from recommender.exceptions import VersionNotPromotable
@@ -260,6 +261,25 @@ def test_rollback_refuses_a_target_whose_artifact_was_damaged_since(v1, outside)
     assert exc.value.detail["artifact_error"] == "checksum_mismatch"
     v2.refresh_from_db()
     assert v2.status == VersionStatus.ACTIVE
+
+
+@pytest.mark.integration
+def test_promote_and_rollback_verify_before_taking_the_recommenders_lock(postgres, v1, outside):
+    """Hashing a multi-GB artifact must not hold the recommender's row lock: a damaged
+    artifact is refused before any ``SELECT ... FOR UPDATE`` is sent."""
+    candidate = create_version(default_spec(seed=2), promote=False)
+    damage(candidate, "flipped_byte", outside)
+    with CaptureQueriesContext(connection) as promote_queries:
+        with pytest.raises(VersionNotPromotable):
+            model_version_promote(version=candidate, reason="damaged")
+    v2 = create_version(default_spec(seed=3))  # v1 is now the rollback target
+    damage(v1, "flipped_byte", outside)
+    with CaptureQueriesContext(connection) as rollback_queries:
+        with pytest.raises(VersionNotPromotable):
+            model_version_rollback(recommender=v2.recommender, reason="damaged target")
+    assert rollback_queries.captured_queries  # it read the target: the capture works
+    for queries in (promote_queries, rollback_queries):
+        assert not [q for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
 
 
 @pytest.mark.parametrize("kind", CORRUPTIONS)
