@@ -372,7 +372,9 @@ def test_two_beats_never_train_twice_at_once_and_record_the_duplicate_triggers(
     trained = triggers.exclude(status=RunStatus.SKIPPED)
     duplicates = triggers.filter(status=RunStatus.SKIPPED, decision_reason__contains="already")
     assert trained.exists() and duplicates.exists()
-    assert set(trained.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+    assert set(trained.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}, list(
+        trained.values_list("error", flat=True)
+    )
     assert ModelVersion.objects.count() == trained.filter(version__isnull=False).count()
     print(
         f"beats sent {sent}; {samples} samples, at most {most_live} live run; "
