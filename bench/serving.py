@@ -428,7 +428,8 @@ def side_by_side(
                 print(
                     f"[{which}] round {n + 1} -c{count} {target.name}: {result.rps:,.0f} req/s,"
                     f" p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms,"
-                    f" {result.non_2xx} non-2xx, {result.socket_errors} socket errors",
+                    f" {result.non_2xx} non-2xx, {result.socket_errors} socket errors,"
+                    f" load average {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
     return runs
@@ -669,7 +670,14 @@ def render(args, info, results: dict[str, dict], command: str) -> str:
         rows, checks = ratio_rows(which, runs)
         ratio_lines += rows
         verdicts += checks
+    loads = [
+        f"{which} {result['load_before'][0]:.1f}"
+        for which, result in results.items()
+        if "load_before" in result
+    ]
     lines += [
+        "",
+        "Load average (1 min) when the wrk rounds started: " + ", ".join(loads) + ".",
         "",
         "recsite against the others in the same run (best rounds):",
         "",
