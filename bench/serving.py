@@ -1,30 +1,40 @@
-"""Serving benchmark: the recommendations endpoint under load, during hot swaps, and memory.
+"""Serving benchmark: recsite's recommendations endpoint side by side with the seeds' design
+and a bare DRF view under wrk, during hot swaps, and memory.
 
     .venv/bin/python bench/serving.py                 # both models, updates docs/BENCHMARKS.md
-    .venv/bin/python bench/serving.py --only ml-100k --seconds 5 --no-write
+    .venv/bin/python bench/serving.py --only ml-100k --seconds 5 --rounds 1 --no-write
 
 For each model (MovieLens 100K imported with ``manage.py import_dataset``, skipped with a
 message when ``../shared/data/ml-100k`` is absent; and a generated catalogue of 100,000
 items from ``manage.py generate_demo_data``), on a fresh PostgreSQL database:
 
 1. trains two versions with ``manage.py retrain`` (v1 promoted, v2 kept as a candidate);
-2. starts gunicorn (``recsite/gunicorn.conf.py``, 2 workers, Redis as the cache) with
-   ``bench/serving_settings.py``, which adds ``/bench/bare/<user>``: a plain Django view
-   doing the same numpy scoring with the same loaded state, without DRF, the API key or
-   any query (the framework's limit);
-3. load: CLIENTS processes x THREADS threads, each a closed loop of GETs over keep-alive
-   connections (re-opened every 20 requests so both workers get traffic), against the
-   API and the bare view in alternation (ROUNDS rounds of SECONDS each); throughput,
-   p50 and p99 latency as seen by the client;
-4. the same load on the API during SWAPS promote / rollback swaps (one every
-   SWAP_INTERVAL seconds, by a separate process calling the services): non-2xx
-   responses, and per swap the time from its commit until every worker answered with
-   the new version;
-5. RSS, PSS and USS per worker (``/proc/<pid>/smaps_rollup``) with 1 and with 4 workers,
-   after every worker has served requests (so the model's pages are mapped);
+2. starts, side by side: (a) recsite, gunicorn with ``recsite/gunicorn.conf.py`` and its
+   production settings (DEBUG off, PostgreSQL, Redis as cache and throttle store, the
+   API key, the throttle at THROTTLE_RATE, which never refuses here, the seen filter,
+   Prometheus metrics); (b) the seeds' design, ``../shared/bench/seed_peer.py`` (FastAPI
+   + a pickled LightFM model, uvicorn ``--workers 2``; MovieLens 100K only: its model is
+   trained from the dataset's files); (c) the framework's limit,
+   ``../shared/bench/drf_limit.py`` (a bare DRF view doing the same numpy scoring over
+   random factors of the model's shape, gunicorn ``-w 2``). The peers run from
+   ``../shared/bench``; the peer's FastAPI and uvicorn are pip-installed at pinned
+   versions into ``var/bench/peer-site`` (``servers.PEER_PINS``);
+3. wrk (installed with apt-get when missing and possible) at ``-t2 -c8`` and ``-t2 -c32``:
+   each request a random user (a generated Lua script), ``limit=20``; ROUNDS rounds, each
+   measuring every server at every concurrency for SECONDS (the order of the servers
+   rotates per round); per server and concurrency the best round's req/s with its p50
+   and p99 (wrk ``--latency``), the non-2xx responses over all rounds, and the ratios
+   recsite/peer and recsite/bare;
+4. the same endpoint during SWAPS promote / rollback swaps (one every SWAP_INTERVAL
+   seconds, by a separate process calling the services), under this file's own Python
+   load generator (it reads each response's version and worker): non-2xx responses,
+   and per swap the time from its commit until every worker answered with the new
+   version;
+5. RSS, PSS and USS per recsite worker (``/proc/<pid>/smaps_rollup``) with 1 and with 4
+   workers, after every worker has served requests (so the model's pages are mapped);
 6. prints a table and writes the "Serving" section of docs/BENCHMARKS.md.
 
-Never part of CI: it takes several minutes and loads the machine.
+Never part of CI: it takes about 15 minutes and loads the machine.
 """
 
 from __future__ import annotations
@@ -38,7 +48,6 @@ import random
 import re
 import secrets
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -48,8 +57,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
+import servers
+import wrk_load
 from common import (
     BENCHMARKS_MD,
     ROOT,
@@ -64,7 +76,12 @@ from common import (
 SECTION_START = "<!-- bench/serving.py: start -->"
 SECTION_END = "<!-- bench/serving.py: end -->"
 API_PATH = "/api/v1/recommendations/{}?limit=20"
-BARE_PATH = "/bench/bare/{}"
+PEER_PATH = "/recommendations/{}?limit=20&offset=0"
+BARE_PATH = "/drf/{}"
+# Above anything this benchmark reaches, so it never refuses; leases of 100 requests
+# (rate / 100, at most 100), as for any rate from 10,000/s.
+THROTTLE_RATE = "20000/s"
+SERVERS = ("recsite", "peer", "bare")
 VERSION_RE = re.compile(rb'"model_version":\s*(\d+|null)')
 
 
@@ -76,15 +93,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--server-url", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="recsite_bench_serving", help="re-created")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
-    parser.add_argument("--port", type=int, default=8797)
+    parser.add_argument("--port", type=int, default=8797, help="recsite")
+    parser.add_argument("--peer-port", type=int, default=8798)
+    parser.add_argument("--bare-port", type=int, default=8799)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument(
         "--threads", type=int, default=4, help="threads per gunicorn worker (the default)"
     )
-    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--connections", default="8,32", help="wrk -c, comma-separated")
+    parser.add_argument("--wrk-threads", type=int, default=2, help="wrk -t")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="all servers, all -c, per round")
+    parser.add_argument(
+        "--clients", type=int, default=2, help="swaps and memory: load client processes"
+    )
     parser.add_argument("--client-threads", type=int, default=4, help="threads per client")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per measured round")
-    parser.add_argument("--rounds", type=int, default=2, help="API / bare alternations")
     parser.add_argument("--swaps", type=int, default=20)
     parser.add_argument("--swap-interval", type=float, default=3.0)
     parser.add_argument("--dataset", default="../shared/data/ml-100k", help="relative to repo")
@@ -108,11 +131,7 @@ def query(args: argparse.Namespace, sql: str) -> list[tuple]:
 
 
 def server_env(args: argparse.Namespace, data_dir: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
-    }
+    env = servers.clean_env()
     env.update(
         DATABASE_URL=f"{args.server_url.rstrip('/')}/{args.database}",
         REDIS_URL=args.redis_url,
@@ -121,7 +140,7 @@ def server_env(args: argparse.Namespace, data_dir: Path) -> dict[str, str]:
         ALLOWED_HOSTS="127.0.0.1,localhost",
         RECSITE_DATA_DIR=str(data_dir),
         PROMETHEUS_MULTIPROC_DIR=str(data_dir / "prometheus"),
-        RECSITE_API_THROTTLE_RATE="1000000/s",
+        RECSITE_API_THROTTLE_RATE=THROTTLE_RATE,
         LOG_LEVEL="WARNING",
     )
     return env
@@ -137,55 +156,6 @@ def manage(env: dict[str, str], *arguments: str, ok: tuple[int, ...] = (0,)) -> 
             f"{result.stdout[-3000:]}{result.stderr[-3000:]}"
         )
     return result.stdout
-
-
-class Server:
-    def __init__(self, args: argparse.Namespace, env: dict[str, str], workers: int, log: Path):
-        self.port = args.port
-        self.log = log
-        gunicorn = Path(sys.executable).parent / "gunicorn"
-        self.process = subprocess.Popen(
-            [str(gunicorn), "-c", "recsite/gunicorn.conf.py", "recsite.wsgi"],
-            cwd=ROOT,
-            env={
-                **env,
-                "DJANGO_SETTINGS_MODULE": "bench.serving_settings",
-                "GUNICORN_BIND": f"127.0.0.1:{args.port}",
-                "GUNICORN_WORKERS": str(workers),
-                "GUNICORN_THREADS": str(args.threads),
-                "GUNICORN_LOG_LEVEL": "warning",
-            },
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                sys.exit(f"gunicorn exited; see {log}:\n{log.read_text()[-3000:]}")
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                connection.request("GET", "/readyz")
-                if connection.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        sys.exit(f"gunicorn not ready within 120 s; see {log}")
-
-    def worker_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in children.read_text().split()]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
 
 
 # --- the load generator ---------------------------------------------------------------
@@ -354,7 +324,7 @@ def smaps(pid: int) -> dict[str, float]:
 
 
 def memory(args, env, api_key, users, workers: int, log: Path) -> dict[str, float]:
-    server = Server(args, env, workers, log)
+    server = servers.recsite(env, port=args.port, workers=workers, threads=args.threads, log=log)
     try:
         pids = server.worker_pids()
         seen: set[str] = set()
@@ -419,7 +389,133 @@ def prepare_model(args: argparse.Namespace, env: dict[str, str], which: str) -> 
     }
 
 
-def bench_model(args: argparse.Namespace, env: dict[str, str], tmp: Path, which: str) -> dict:
+@dataclass(frozen=True)
+class Target:
+    name: str  # one of SERVERS
+    url: str
+    script: Path
+
+
+def side_by_side(
+    args: argparse.Namespace, wrk: str, targets: list[Target], which: str
+) -> dict[tuple[str, int], list[wrk_load.WrkResult]]:
+    """wrk against every target at every concurrency, ROUNDS times, the order of the
+    targets rotating per round; every run kept."""
+    connections = [int(c) for c in args.connections.split(",")]
+    for target in targets:  # warm-up: caches, connection pools, the first lease
+        wrk_load.run(
+            wrk,
+            target.url,
+            target.script,
+            threads=args.wrk_threads,
+            connections=max(connections),
+            seconds=2,
+        )
+    runs: dict[tuple[str, int], list[wrk_load.WrkResult]] = {}
+    for n in range(args.rounds):
+        order = targets[n % len(targets) :] + targets[: n % len(targets)]
+        for count in connections:
+            for target in order:
+                result = wrk_load.run(
+                    wrk,
+                    target.url,
+                    target.script,
+                    threads=args.wrk_threads,
+                    connections=count,
+                    seconds=args.seconds,
+                )
+                runs.setdefault((target.name, count), []).append(result)
+                print(
+                    f"[{which}] round {n + 1} -c{count} {target.name}: {result.rps:,.0f} req/s,"
+                    f" p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms,"
+                    f" {result.non_2xx} non-2xx, {result.socket_errors} socket errors,"
+                    f" load average {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+    return runs
+
+
+def start_targets(
+    args: argparse.Namespace, env: dict[str, str], tmp: Path, which: str, model: dict
+) -> tuple[list[servers.Service], list[Target]]:
+    """recsite, the seed peer (MovieLens 100K only) and the bare DRF view, each with its
+    wrk script; the caller stops the services (also when this fails half-way)."""
+    scripts = tmp / "wrk"
+    scripts.mkdir(exist_ok=True)
+    users = model["users"]
+    started: list[servers.Service] = []
+    targets: list[Target] = []
+    try:
+        recsite = servers.recsite(
+            env,
+            port=args.port,
+            workers=args.workers,
+            threads=args.threads,
+            log=tmp / f"gunicorn-{which}.log",
+        )
+        started.append(recsite)
+        paths = [API_PATH.format(quote(user, safe="")) for user in users]
+        headers = {"Authorization": f"Api-Key {model['api_key']}"}
+        script = wrk_load.lua_script(scripts / f"{which}-recsite.lua", paths, headers)
+        targets.append(Target("recsite", recsite.url, script))
+        if "seed_model" in model:
+            peer = servers.seed_peer(
+                port=args.peer_port,
+                model=model["seed_model"],
+                site=model["peer_site"],
+                log=tmp / f"peer-{which}.log",
+            )
+            started.append(peer)
+            paths = [PEER_PATH.format(int(user)) for user in users]
+            script = wrk_load.lua_script(scripts / f"{which}-peer.lua", paths, {})
+            targets.append(Target("peer", peer.url, script))
+        bare = servers.bare_drf(
+            port=args.bare_port,
+            items=model["items"],
+            factors=args.components,
+            log=tmp / f"bare-{which}.log",
+        )
+        started.append(bare)
+        paths = [BARE_PATH.format(n) for n in range(len(users))]
+        script = wrk_load.lua_script(scripts / f"{which}-bare.lua", paths, {})
+        targets.append(Target("bare", bare.url, script))
+    except BaseException:
+        for service in started:
+            service.stop()
+        raise
+    return started, targets
+
+
+def swaps_under_load(
+    args: argparse.Namespace, env: dict[str, str], key: str, users: list[str], which: str
+) -> tuple[LoadResult, list[dict], list[float]]:
+    swap_seconds = args.swaps * args.swap_interval + 2.0
+    swapper = subprocess.Popen(
+        [sys.executable, str(Path(__file__)), "_swap", str(args.swaps), str(args.swap_interval)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    swap_job = Job(args.port, key, API_PATH, users, swap_seconds, args.client_threads, True)
+    during = run_load(swap_job, args.clients)
+    out, err = swapper.communicate(timeout=60)
+    if swapper.returncode != 0:
+        sys.exit(f"the swapper failed:\n{err[-3000:]}")
+    swaps = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    switched = switch_times(during.records, swaps)
+    print(
+        f"[{which}] during {len(swaps)} swaps: {during.rps:,.0f} req/s, "
+        f"{during.errors} non-2xx, all workers switched after {spread(switched)}",
+        flush=True,
+    )
+    return during, swaps, switched
+
+
+def bench_model(
+    args: argparse.Namespace, env: dict[str, str], tmp: Path, which: str, wrk: str
+) -> dict:
     print(f"[{which}] preparing the database and training two versions ...", flush=True)
     model = prepare_model(args, env, which)
     if isinstance(model, str):
@@ -430,53 +526,23 @@ def bench_model(args: argparse.Namespace, env: dict[str, str], tmp: Path, which:
         f"artifact {model['artifact_mib']:.1f} MiB, trained in {model['train_seconds']:.0f} s",
         flush=True,
     )
+    if which == "ml-100k":
+        dataset = (ROOT / args.dataset).resolve()
+        model["peer_site"] = servers.peer_site()
+        model["seed_model"] = servers.seed_model(dataset)
+    else:
+        print(f"[{which}] the seed peer serves MovieLens 100K only: recsite vs the bare view")
     key, users = model["api_key"], model["users"]
-    server = Server(args, env, args.workers, tmp / f"gunicorn-{which}.log")
+    started, targets = start_targets(args, env, tmp, which, model)
     try:
-        api_job = Job(args.port, key, API_PATH, users, args.seconds, args.client_threads, False)
-        bare_job = Job(args.port, key, BARE_PATH, users, args.seconds, args.client_threads, False)
-        for job in (api_job, bare_job):  # warm-up
-            run_load(Job(**{**job.__dict__, "seconds": 2.0}), args.clients)
-        rounds: dict[str, list[LoadResult]] = {"api": [], "bare": []}
-        for n in range(args.rounds):
-            for name, job in (("api", api_job), ("bare", bare_job)):
-                result = run_load(job, args.clients)
-                rounds[name].append(result)
-                print(
-                    f"[{which}] round {n + 1} {name}: {result.rps:,.0f} req/s, p50 "
-                    f"{result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
-                    f"{result.errors} non-2xx",
-                    flush=True,
-                )
-        swap_seconds = args.swaps * args.swap_interval + 2.0
-        swapper = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(__file__)),
-                "_swap",
-                str(args.swaps),
-                str(args.swap_interval),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        swap_job = Job(args.port, key, API_PATH, users, swap_seconds, args.client_threads, True)
-        during = run_load(swap_job, args.clients)
-        out, err = swapper.communicate(timeout=60)
-        if swapper.returncode != 0:
-            sys.exit(f"the swapper failed:\n{err[-3000:]}")
-        swaps = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-        switched = switch_times(during.records, swaps)
-        print(
-            f"[{which}] during {len(swaps)} swaps: {during.rps:,.0f} req/s, "
-            f"{during.errors} non-2xx, all workers switched after {spread(switched)}",
-            flush=True,
-        )
+        load_before = os.getloadavg()
+        runs = side_by_side(args, wrk, targets, which)
+        for service in started[1:]:  # the peers; recsite stays for the swaps
+            service.stop()
+        during, swaps, switched = swaps_under_load(args, env, key, users, which)
     finally:
-        server.stop()
+        for service in started:
+            service.stop()
     rss = {
         n: memory(args, env, key, users, n, tmp / f"gunicorn-{which}-mem{n}.log") for n in (1, 4)
     }
@@ -486,10 +552,11 @@ def bench_model(args: argparse.Namespace, env: dict[str, str], tmp: Path, which:
             f"USS {values['uss']:.1f} per worker",
             flush=True,
         )
+    hidden = ("users", "api_key", "seed_model", "peer_site")
     return {
-        "model": {k: v for k, v in model.items() if k not in ("users", "api_key")},
-        "api": best(rounds["api"]),
-        "bare": best(rounds["bare"]),
+        "model": {k: v for k, v in model.items() if k not in hidden},
+        "runs": runs,
+        "load_before": load_before,
         "during": during,
         "swaps": len(swaps),
         "switched": switched,
@@ -507,13 +574,40 @@ def spread(times: list[float], sep: str = ", max ") -> str:
     return text + (f" ({missed} swaps not observed on every worker)" if missed else "")
 
 
-def best(results: list[LoadResult]) -> LoadResult:
-    """The median round by throughput (with two rounds: the better one)."""
-    ordered = sorted(results, key=lambda r: r.rps)
-    return ordered[len(ordered) // 2]
+def best(results: list[wrk_load.WrkResult]) -> wrk_load.WrkResult:
+    """The round with the most requests per second."""
+    return max(results, key=lambda r: r.rps)
 
 
 # --- the report -------------------------------------------------------------------------
+
+LABELS = {
+    "recsite": "recsite `GET /api/v1/recommendations/{user}`",
+    "peer": "seed peer (FastAPI + pickled LightFM, uvicorn 2 workers)",
+    "bare": "bare DRF view (`drf_limit.py`, gunicorn `-w 2`)",
+}
+PEER_THROUGHPUT_MIN, BARE_THROUGHPUT_MIN = 1.0, 0.6  # issue 14; and p99 <= the peer's
+
+
+def ratio_rows(which: str, runs: dict) -> tuple[list[str], list[str]]:
+    """Table rows of recsite against the peers per concurrency, and the verdicts."""
+    rows, verdicts = [], []
+    for count in sorted({c for _, c in runs}):
+        mine = best(runs[("recsite", count)])
+        cells, checks = [], []
+        for peer, minimum in (("peer", PEER_THROUGHPUT_MIN), ("bare", BARE_THROUGHPUT_MIN)):
+            if (peer, count) not in runs:
+                cells += ["n/a", "n/a"]
+                continue
+            theirs = best(runs[(peer, count)])
+            rps, p99 = mine.rps / theirs.rps, mine.p99_ms / theirs.p99_ms
+            cells += [f"{rps:.2f}x", f"{p99:.2f}x"]
+            checks.append(f"{rps:.2f}x {peer} {'met' if rps >= minimum else 'MISSED'}")
+            if peer == "peer":
+                checks.append(f"p99 {p99:.2f}x {'met' if p99 <= 1.0 else 'MISSED'}")
+        rows.append(f"| {which} | `-c{count}` | " + " | ".join(cells) + " |")
+        verdicts.append(f"{which} `-c{count}`: " + ", ".join(checks))
+    return rows, verdicts
 
 
 def render(args, info, results: dict[str, dict], command: str) -> str:
@@ -527,49 +621,79 @@ def render(args, info, results: dict[str, dict], command: str) -> str:
         "|---|---|",
         *[f"| {key} | {value} |" for key, value in info.items()],
         "",
-        f"gunicorn `recsite/gunicorn.conf.py`, {args.workers} workers x {args.threads} threads,"
-        f" DEBUG off, PostgreSQL + Redis. Load: {args.clients} client processes x"
-        f" {args.client_threads} threads (closed loop, keep-alive, Python `http.client`) on"
-        f" the same machine; `limit=20`, users drawn from those with events; best of"
-        f" {args.rounds} alternating {args.seconds:g}-s rounds. The bare view is a plain"
-        " Django view doing the same numpy scoring on the same loaded state, without DRF,"
-        " the API key or any query.",
+        "The machine is shared (other jobs ran during the measurement) and its 2 cores"
+        " carry the servers, PostgreSQL, Redis and wrk: absolute figures move from run to"
+        " run, so compare the servers by the ratios of the same run.",
         "",
-        "| Model | Items | Events | Artifact | Endpoint | req/s | p50 ms | p99 ms |"
-        " vs bare: throughput | p99 |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        f"Three servers side by side, each with 2 processes: recsite under"
+        f" `recsite/gunicorn.conf.py` ({args.workers} workers x {args.threads} threads,"
+        f" DEBUG off, PostgreSQL, Redis, the API key, the throttle at {THROTTLE_RATE} (it"
+        " never refuses here; Redis is asked once per 100 requests per process), the seen"
+        " filter, Prometheus metrics); the seeds' design (`../shared/bench/seed_peer.py`:"
+        " FastAPI + a pickled LightFM model trained on the same MovieLens 100K files,"
+        " `model.predict` over every item, seen items from its training matrix, uvicorn"
+        f" `--workers 2`, {' '.join(servers.PEER_PINS)}); the framework's limit"
+        " (`../shared/bench/drf_limit.py`: a bare DRF view doing the same numpy scoring"
+        " over random factors of the model's shape, no database, no auth, gunicorn `-w 2`"
+        " sync workers). Load: wrk"
+        f" `-t{args.wrk_threads} -c<N> -d{args.seconds:g}s --latency` on the same machine,"
+        " each request a random user (of up to 2,000 with events; a Lua script),"
+        f" `limit=20`. Rounds: {args.rounds}; in each every server is measured at every"
+        " concurrency, the order of the servers rotating per round. Shown: the best"
+        " round's req/s with its p50 and p99, the range of req/s over the rounds, and the"
+        " non-2xx responses and socket errors over all rounds. The seed peer serves"
+        " MovieLens 100K only: the generated 100k-item catalogue is measured against the"
+        " bare view alone.",
+        "",
+        "| Model | Items | wrk | Server | req/s | rounds | p50 ms | p99 ms | non-2xx |"
+        " socket errors |",
+        "|---|---:|---|---|---:|---|---:|---:|---:|---:|",
     ]
-    verdicts = []
+    ratio_lines, verdicts = [], []
     for which, result in results.items():
         if "skipped" in result:
             lines.append(f"| {which} | {result['skipped']} | | | | | | | | |")
             continue
-        model, api, bare = result["model"], result["api"], result["bare"]
-        head = (
-            f"| {which} | {model['items']:,} | {model['events']:,}"
-            f" | {model['artifact_mib']:.1f} MiB"
-        )
-        ratio, p99_ratio = api.rps / bare.rps, api.p99_ms / bare.p99_ms
-        lines.append(
-            f"{head} | `GET /api/v1/recommendations/{{user}}` | {api.rps:,.0f} |"
-            f" {api.p50_ms:.1f} | {api.p99_ms:.1f} | {ratio:.2f}x | {p99_ratio:.2f}x |"
-        )
-        lines.append(
-            f"| | | | | bare Django view | {bare.rps:,.0f} | {bare.p50_ms:.1f} |"
-            f" {bare.p99_ms:.1f} | | |"
-        )
-        verdicts.append(
-            f"{which}: throughput {'met' if ratio >= 0.5 else 'MISSED'},"
-            f" p99 {'met' if p99_ratio <= 2.0 else 'MISSED'}"
-        )
+        runs, items = result["runs"], f"{result['model']['items']:,}"
+        for count in sorted({c for _, c in runs}):
+            for name in SERVERS:
+                if (name, count) not in runs:
+                    continue
+                top, all_runs = best(runs[(name, count)]), runs[(name, count)]
+                low, high = min(r.rps for r in all_runs), max(r.rps for r in all_runs)
+                lines.append(
+                    f"| {which} | {items} | `-c{count}` | {LABELS[name]} | {top.rps:,.0f} |"
+                    f" {low:,.0f}-{high:,.0f} | {top.p50_ms:.1f} | {top.p99_ms:.1f} |"
+                    f" {sum(r.non_2xx for r in all_runs)} |"
+                    f" {sum(r.socket_errors for r in all_runs)} |"
+                )
+        rows, checks = ratio_rows(which, runs)
+        ratio_lines += rows
+        verdicts += checks
+    loads = [
+        f"{which} {result['load_before'][0]:.1f}"
+        for which, result in results.items()
+        if "load_before" in result
+    ]
     lines += [
         "",
-        "Targets: the API at >= 0.5x the bare view's throughput and p99 <= 2x its p99 ("
-        + "; ".join(verdicts)
-        + ").",
+        "Load average (1 min) when the wrk rounds started: " + ", ".join(loads) + ".",
         "",
-        f"Hot swaps under the same load on the API ({args.swap_interval:g} s apart, promote v2"
-        " / rollback to v1 through the services from another process):",
+        "recsite against the others in the same run (best rounds):",
+        "",
+        "| Model | wrk | req/s vs peer | p99 vs peer | req/s vs bare | p99 vs bare |",
+        "|---|---|---:|---:|---:|---:|",
+        *ratio_lines,
+        "",
+        f"Targets (issue 14): recsite's throughput >= {PEER_THROUGHPUT_MIN:.1f}x the seed peer"
+        f" and >= {BARE_THROUGHPUT_MIN:.1f}x the bare view, p99 <= the peer's p99.",
+        "",
+        *[f"- {verdict}" for verdict in verdicts],
+        "",
+        f"Hot swaps under load on recsite ({args.swap_interval:g} s apart, promote v2"
+        " / rollback to v1 through the services from another process; load from this"
+        f" script's Python generator, {args.clients} processes x {args.client_threads}"
+        " threads, which reads each response's version and worker):",
         "",
         "| Model | Swaps | Requests | Non-2xx | All workers switched: median | max |",
         "|---|---:|---:|---:|---:|---:|",
@@ -584,8 +708,9 @@ def render(args, info, results: dict[str, dict], command: str) -> str:
         )
     lines += [
         "",
-        "Memory per gunicorn worker after serving (MiB, from `/proc/<pid>/smaps_rollup`;"
-        " PSS splits shared pages between the processes mapping them, USS is private):",
+        "Memory per recsite gunicorn worker after serving (MiB, from"
+        " `/proc/<pid>/smaps_rollup`; PSS splits shared pages between the processes mapping"
+        " them, USS is private):",
         "",
         "| Model | Artifact | Workers | RSS | PSS | USS |",
         "|---|---:|---:|---:|---:|---:|",
@@ -605,9 +730,11 @@ def render(args, info, results: dict[str, dict], command: str) -> str:
 def main() -> None:
     args = parse_args()
     command = " ".join(["python bench/serving.py", *map(shlex.quote, sys.argv[1:])])
+    wrk = wrk_load.ensure_wrk()
     info = machine_info()
     info["PostgreSQL"] = postgres_version(args.server_url)
     info["Redis"] = redis.Redis.from_url(args.redis_url).info("server")["redis_version"]
+    info["wrk"] = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split(" [")[0]
     print("Machine: " + "; ".join(f"{key} {value}" for key, value in info.items()))
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="recsite-bench-serving-") as tmp:
@@ -618,7 +745,7 @@ def main() -> None:
                     # Run ids restart with each database: one artifact directory per model.
                     artifacts = str(Path(tmp) / which / "artifacts")
                     model_env = {**env, "RECSITE_ARTIFACT_DIR": artifacts}
-                    results[which] = bench_model(args, model_env, Path(tmp), which)
+                    results[which] = bench_model(args, model_env, Path(tmp), which, wrk)
         finally:
             drop_database(args.server_url, args.database)
     section = render(args, info, results, command)
