@@ -7,7 +7,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,6 +15,7 @@ from recommender.exceptions import BatchTooLarge, NoActiveVersion
 from recommender.ids import MAX_ID_LENGTH
 from recommender.models import Recommender, Scope, api_key_client
 from recommender.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
+from recommender.renderers import OrjsonRenderer
 from recommender.selectors import active_version_get, model_version_get, recommender_get
 from recommender.serializers import (
     ActiveModelOutput,
@@ -379,7 +379,7 @@ class JsonOnly(BaseContentNegotiation):
 
 class ServingApi(APIView):
     permission_classes = [HasScope(Scope.RECOMMENDATIONS_READ)]
-    renderer_classes = [JSONRenderer]
+    renderer_classes = [OrjsonRenderer]
     content_negotiation_class = JsonOnly
 
 

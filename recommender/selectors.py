@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Count, Max, Min
 from django.db.models.functions import TruncDate
 
@@ -70,7 +70,26 @@ def user_recent_item_pks(*, user_id: str, limit: int) -> list[int]:
     trained.
 
     Plain SQL because it runs on every recommendation request: building the same query
-    through the ORM costs more than PostgreSQL takes to answer it."""
+    through the ORM costs more than PostgreSQL takes to answer it.
+
+    No health check: with ``CONN_HEALTH_CHECKS`` Django sends a ``SELECT 1`` before the
+    first query of every request, a second round trip that took a third of a serving
+    worker's time under load (docs/BENCHMARKS.md). This read is idempotent, so instead it
+    runs on the persistent connection as it is and, if that connection turns out dead
+    (PostgreSQL restarted, the backend terminated), closes it and runs once more on a
+    new one. Inside a transaction (tests, callers holding one) there is no retry: the
+    connection cannot be replaced there."""
+    if connection.in_atomic_block:
+        return _recent_item_pks(user_id, limit)
+    connection.health_check_done = True  # read by Django: skip its SELECT 1 this request
+    try:
+        return _recent_item_pks(user_id, limit)
+    except (OperationalError, InterfaceError):
+        connection.close()
+        return _recent_item_pks(user_id, limit)
+
+
+def _recent_item_pks(user_id: str, limit: int) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(_RECENT_ITEMS_SQL, [user_id, limit])
         return [row[0] for row in cursor.fetchall()]

@@ -10,6 +10,7 @@ import pytest
 
 from recommender.ids import MAX_ID_LENGTH
 from recommender.models import Item, Scope
+from recommender.renderers import OrjsonRenderer
 from recommender.serving import registry
 from tests.factories import EventFactory, ItemFactory
 from tests.recommender.serving_helpers import (
@@ -441,3 +442,38 @@ def test_metrics_count_requests_per_endpoint(api, client, model):
     assert 'recsite_model_loaded_version{recommender="default"} 1.0' in text
     assert "recsite_model_swaps_total" in text
     assert response["X-Recsite-Worker"].isdigit()
+
+
+def test_an_event_posted_a_moment_ago_is_filtered(api, make_api_client, model, spec):
+    top = ids(get(api, "user-0", limit=1))[0]
+    events = make_api_client(Scope.EVENTS_WRITE)
+    posted = events.post(
+        "/api/v1/events",
+        {
+            "events": [
+                {
+                    "event_id": "just-now",
+                    "user_id": "user-0",
+                    "item_id": top,
+                    "type": "view",
+                    "timestamp": datetime.now(UTC).isoformat(),
+                }
+            ]
+        },
+        format="json",
+    )
+    assert posted.status_code in (200, 201), posted.json()
+
+    assert top not in ids(get(api, "user-0", limit=100))
+
+
+def test_the_serving_endpoints_are_written_by_orjson_errors_included(api, model):
+    for response in (
+        get(api, "user-0"),
+        api.get("/api/v1/items/item-0/similar"),
+        api.get("/api/v1/items/nope/similar"),
+        get(api, "user-0", limit=0),
+    ):
+        assert isinstance(response.accepted_renderer, OrjsonRenderer)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"]
