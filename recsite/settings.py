@@ -76,6 +76,22 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# The middlewares only the admin needs: sessions, CSRF, staff sign-in, messages, framing
+# and the login lockout. The API authenticates with API keys only (REST_FRAMEWORK below)
+# and the probes take no caller, so recsite/wsgi_dispatch.py runs /api/ and the probes
+# through API_MIDDLEWARE: MIDDLEWARE without these, in the same order.
+ADMIN_ONLY_MIDDLEWARE = frozenset(
+    {
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        "axes.middleware.AxesMiddleware",
+    }
+)
+API_MIDDLEWARE = [path for path in MIDDLEWARE if path not in ADMIN_ONLY_MIDDLEWARE]
+
 # --- Staff sign-in -----------------------------------------------------------------
 # django-axes counts failed admin logins in the database (shared by every web host) and
 # locks out a username, and separately an IP address, after too many of them.

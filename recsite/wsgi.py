@@ -1,12 +1,15 @@
 import os
 
 from django.conf import settings
-from django.core.wsgi import get_wsgi_application
+
+from recsite.wsgi_dispatch import get_dispatching_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
-application = get_wsgi_application()
+# /api/ and the probes through the short middleware list, the admin through the full one.
+application = get_dispatching_application()
 
-# After get_wsgi_application(): serving imports models, loadable only once Django is set up.
+# After get_dispatching_application(): serving imports models, loadable only once Django
+# is set up.
 from recommender.serving import registry  # noqa: E402
 
 # Load the active models and start watching for promotions in this process (each

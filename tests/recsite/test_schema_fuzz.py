@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 import hypothesis
 import pytest
 import schemathesis
-from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck
@@ -28,6 +27,7 @@ from schemathesis.checks import (
 
 from recommender.models import Item, Scope
 from recommender.services import api_key_create
+from recsite.wsgi_dispatch import get_dispatching_application
 from tests.factories import EventFactory, TrainingRunFactory
 from tests.recommender.serving_helpers import (
     ModelSpec,
@@ -93,10 +93,11 @@ def keep_test_connection() -> Iterator[None]:
     request_finished.connect(close_old_connections)
 
 
-# Loaded at collection (pytest-django has set Django up by then; serving the schema reads
-# no database). Not ``schemathesis.pytest.from_fixture``: its lazy loader sets
-# ``request.node._nodeid``, which pytest 9 no longer has.
-schema = schemathesis.openapi.from_wsgi("/api/schema/", WSGIHandler())
+# Loaded at collection, through the WSGI application gunicorn serves (pytest-django has set
+# Django up by then; serving the schema reads no database). Not
+# ``schemathesis.pytest.from_fixture``: its lazy loader sets ``request.node._nodeid``,
+# which pytest 9 no longer has.
+schema = schemathesis.openapi.from_wsgi("/api/schema/", get_dispatching_application())
 
 
 @schema.parametrize()
