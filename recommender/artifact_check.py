@@ -24,9 +24,9 @@ from pathlib import Path
 
 from django.conf import settings
 
+from recommender.artifact_store import local_artifact_path
 from recommender.artifacts import MANIFEST, ArtifactError, delete_artifact, load_artifact
 from recommender.models import ModelVersion
-from recommender.services.registry import local_artifact_path
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from recommender import scoring
 from recommender import serving_metrics as metrics
+from recommender.artifact_store import local_artifact_path
 from recommender.artifacts import ArtifactError, LoadedArtifact, load_artifact
 from recommender.exceptions import ItemNotFound, NoModel, RecsiteError, UnknownCategory
 from recommender.features import CATEGORY_PREFIX
@@ -56,7 +57,6 @@ from recommender.selectors import (
     user_recent_item_pks,
     users_erased_since,
 )
-from recommender.services.registry import local_artifact_path
 from recommender.serving_signal import active_version_key
 
 logger = logging.getLogger(__name__)

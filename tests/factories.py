@@ -11,6 +11,7 @@ from django.contrib.auth.models import Permission
 from django.db.models import Max
 from django.test import Client
 
+from recommender.artifact_store import local_artifact_path
 from recommender.artifacts import MANIFEST, ArtifactError, ArtifactMeta, write_artifact
 from recommender.models import (
     Event,
@@ -22,7 +23,6 @@ from recommender.models import (
     UserProfile,
     VersionStatus,
 )
-from recommender.services.registry import local_artifact_path
 from training.models import RunStatus, TrainingRun, Trigger
 
 

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from django.conf import settings
 from django.db import transaction
 
+from recommender.artifact_store import artifact_uri
 from recommender.artifacts import (
     ArtifactError,
     ArtifactInfo,
@@ -195,12 +196,8 @@ def _remove_orphan(artifact: ArtifactInfo | None) -> None:
     """An artifact written by a run that then failed has no version: delete it."""
     if artifact is None:
         return
-    if not ModelVersion.objects.filter(artifact_uri=_uri(artifact.path)).exists():
+    if not ModelVersion.objects.filter(artifact_uri=artifact_uri(artifact.path)).exists():
         delete_artifact(artifact.path)
-
-
-def _uri(path: Path) -> str:
-    return str(path.relative_to(Path(settings.RECSITE_ARTIFACT_DIR).resolve()))
 
 
 def _params(recommender: Recommender, overrides: dict[str, Any]) -> LightFMParams:
@@ -588,7 +585,7 @@ def _register(
     with transaction.atomic():
         version = model_version_create(
             recommender=recommender,
-            artifact_uri=_uri(artifact.path),
+            artifact_uri=artifact_uri(artifact.path),
             artifact_sha256=artifact.sha256,
             artifact_size=artifact.size_bytes,
             metrics=metrics["candidate"],

@@ -11,17 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from recommender.artifacts import ArtifactError, delete_artifact, load_artifact
+from recommender.artifact_store import artifact_dir_delete, local_artifact_path
+from recommender.artifacts import ArtifactError, load_artifact
 from recommender.exceptions import (
     NoRollbackTarget,
     VersionAlreadyActive,
@@ -316,31 +314,6 @@ def model_version_reject(*, version: ModelVersion, reason: str) -> ModelVersion:
 
 
 # --- Retention -----------------------------------------------------------------------
-
-
-def local_artifact_path(uri: str) -> Path:
-    """The directory of a local artifact (``file://`` URI, absolute path, or a path
-    relative to ``RECSITE_ARTIFACT_DIR``), refusing anything that is not strictly inside
-    ``RECSITE_ARTIFACT_DIR``."""
-    root = Path(settings.RECSITE_ARTIFACT_DIR).resolve()
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        raw = Path(unquote(parsed.path))
-    elif parsed.scheme and len(parsed.scheme) > 1:  # "C:" is a drive letter, not a scheme
-        raise ValueError(f"{uri!r} is not a local artifact")
-    else:
-        raw = Path(uri)
-    path = (raw if raw.is_absolute() else root / raw).resolve()
-    if path == root or not path.is_relative_to(root):
-        raise ValueError(f"{uri!r} resolves to {path}, outside the artifact directory {root}")
-    return path
-
-
-def artifact_dir_delete(uri: str) -> None:
-    """The default artifact deleter: remove a local artifact directory (guarded by
-    ``local_artifact_path``; renamed away first, so a reader never sees half of it); a
-    missing directory is already deleted."""
-    delete_artifact(local_artifact_path(uri))
 
 
 @transaction.atomic

@@ -24,9 +24,10 @@ from pathlib import Path
 
 from django.conf import settings
 
+from recommender.artifact_store import local_artifact_path
 from recommender.artifacts import delete_artifact, partial_artifacts_sweep
 from recommender.models import Recommender
-from recommender.services.registry import local_artifact_path, model_versions_prune
+from recommender.services.registry import model_versions_prune
 
 logger = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from recommender.artifact_store import local_artifact_path
 from recommender.artifacts import load_artifact
 from recommender.models import ModelVersion, PromotionEvent, Recommender, Scope, VersionStatus
 from recommender.services import demo_data_generate
-from recommender.services.registry import local_artifact_path
 from recommender.serving import registry
 from training.models import RunStatus, Trigger
 from training.runner import training_run_execute_now

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from recommender.artifact_store import local_artifact_path
 from recommender.artifacts import load_artifact
 from recommender.models import Event, ModelVersion, PromotionEvent, Recommender, VersionStatus
 from recommender.services import demo_data_generate
-from recommender.services.registry import local_artifact_path
 from training.exceptions import TrainingAlreadyRunning
 from training.models import Decision, RunStatus, TrainingRun, Trigger
 from training.runner import training_run_execute, training_run_execute_now
