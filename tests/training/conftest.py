@@ -1,4 +1,5 @@
-"""Fixtures shared by the training tests that run a real Celery worker."""
+"""Fixtures shared by the training tests: a small generated dataset, in process or for
+tests that run a real Celery worker."""
 
 from __future__ import annotations
 
@@ -20,5 +21,23 @@ def worker_recommender(worker_env) -> Recommender:
     # Successive runs share their data, so no held-out event is newer than the champion:
     # these tests are about workers, not the gate, so let such a run be promoted.
     recommender.champion_no_overlap_policy = "skip"
+    recommender.save()
+    return recommender
+
+
+@pytest.fixture
+def artifact_dir(settings, tmp_path):
+    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
+    return settings.RECSITE_ARTIFACT_DIR
+
+
+@pytest.fixture
+def recommender(artifact_dir) -> Recommender:
+    """The ``default`` recommender over a small generated dataset, set to train in
+    process in about a second (5 epochs, 16 components)."""
+    demo_data_generate(users=150, items=80, events=6000, seed=7, days=28)
+    recommender = Recommender.objects.get(name="default")
+    recommender.epochs = 5
+    recommender.no_components = 16
     recommender.save()
     return recommender

@@ -14,9 +14,9 @@ import pytest
 from django.conf import settings as django_settings
 
 from recommender.artifacts import load_artifact
-from recommender.models import Recommender, VersionStatus
+from recommender.models import VersionStatus
 from recommender.selectors import rollback_target_get
-from recommender.services import demo_data_generate, model_version_promote
+from recommender.services import model_version_promote
 from tests.processes import ROOT
 from training.models import RunStatus, TrainingRun, Trigger
 from training.runner import training_run_execute_now
@@ -26,17 +26,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def artifact_dir(settings, tmp_path):
-    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
-    return settings.RECSITE_ARTIFACT_DIR
-
-
-@pytest.fixture
-def recommender(artifact_dir):
-    demo_data_generate(users=150, items=80, events=6000, seed=7, days=28)
-    recommender = Recommender.objects.get(name="default")
-    recommender.epochs = 5
-    recommender.no_components = 16
+def recommender(recommender):
+    """The shared small recommender, keeping the artifacts of its newest 3 versions."""
     recommender.versions_kept = 3
     recommender.save()
     return recommender

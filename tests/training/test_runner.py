@@ -8,29 +8,12 @@ import pytest
 from recommender.artifact_store import local_artifact_path
 from recommender.artifacts import load_artifact
 from recommender.models import Event, ModelVersion, PromotionEvent, Recommender, VersionStatus
-from recommender.services import demo_data_generate
 from training.exceptions import TrainingAlreadyRunning
 from training.models import Decision, RunStatus, TrainingRun, Trigger
 from training.runner import training_run_execute, training_run_execute_now
 from training.services import training_run_create
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def artifact_dir(settings, tmp_path):
-    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
-    return settings.RECSITE_ARTIFACT_DIR
-
-
-@pytest.fixture
-def recommender(artifact_dir):
-    demo_data_generate(users=150, items=80, events=6000, seed=7, days=28)
-    recommender = Recommender.objects.get(name="default")
-    recommender.epochs = 5
-    recommender.no_components = 16
-    recommender.save()
-    return recommender
 
 
 def run_now(recommender, **options):
