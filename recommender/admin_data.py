@@ -23,7 +23,7 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from recommender.admin_pages import render_admin_page
+from recommender.admin_pages import admin_actor_label, render_admin_page
 from recommender.models import DataErasure, Event, Item, UserProfile
 from recommender.services import events_erase, items_erase, user_erase
 
@@ -126,7 +126,7 @@ class DataAdmin(admin.ModelAdmin):
                 user_erase(
                     user_id=user_id,
                     actor=request.user,
-                    actor_label=f"admin:{request.user.get_username()}",
+                    actor_label=admin_actor_label(request),
                     reason=reason,
                 )
             return f"Erased {len(users)} user(s): their events and profiles are deleted."
@@ -166,7 +166,7 @@ class ItemAdmin(DataAdmin):
             erasure = items_erase(
                 items=queryset,
                 actor=request.user,
-                actor_label=f"admin:{request.user.get_username()}",
+                actor_label=admin_actor_label(request),
                 reason=reason,
             )
             return (
@@ -212,7 +212,7 @@ class EventAdmin(DataAdmin):
             erasure = events_erase(
                 events=queryset,
                 actor=request.user,
-                actor_label=f"admin:{request.user.get_username()}",
+                actor_label=admin_actor_label(request),
                 reason=reason,
             )
             return f"Deleted {erasure.events_deleted:,} event(s)."

@@ -27,3 +27,8 @@ def render_admin_page(
         opts = model_admin.model._meta
         base.update(opts=opts, app_label=opts.app_label)
     return TemplateResponse(request, template, {**base, **context}, status=status)
+
+
+def admin_actor_label(request: HttpRequest) -> str:
+    """How an audit row names a staff member acting in the admin."""
+    return f"admin:{request.user.get_username()}"

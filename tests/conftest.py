@@ -175,3 +175,10 @@ def start_server(server_env, tmp_path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.kill()
+
+
+@pytest.fixture
+def artifact_dir(settings, tmp_path):
+    """Artifacts of this test under its own temporary directory."""
+    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
+    return settings.RECSITE_ARTIFACT_DIR

@@ -26,12 +26,6 @@ URL = "/api/v1/recommendations/{}"
 
 
 @pytest.fixture
-def artifact_dir(settings, tmp_path):
-    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
-    return settings.RECSITE_ARTIFACT_DIR
-
-
-@pytest.fixture
 def spec():
     return default_spec()
 

@@ -19,12 +19,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def artifact_dir(settings, tmp_path) -> Path:
-    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
-    return settings.RECSITE_ARTIFACT_DIR
-
-
-@pytest.fixture
 def versions(artifact_dir):
     recommender = RecommenderFactory(name="default")
     return [ModelVersionFactory(recommender=recommender) for _ in range(2)]

@@ -16,12 +16,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def artifact_dir(settings, tmp_path):
-    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
-    return settings.RECSITE_ARTIFACT_DIR
-
-
-@pytest.fixture
 def v1(artifact_dir):
     spec = default_spec(seed=1)
     create_catalog(spec)

@@ -14,12 +14,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def artifact_dir(settings, tmp_path):
-    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
-    return settings.RECSITE_ARTIFACT_DIR
-
-
-@pytest.fixture
 def spec(artifact_dir):
     spec = default_spec(n_items=40)
     create_catalog(spec)

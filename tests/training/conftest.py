@@ -26,12 +26,6 @@ def worker_recommender(worker_env) -> Recommender:
 
 
 @pytest.fixture
-def artifact_dir(settings, tmp_path):
-    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
-    return settings.RECSITE_ARTIFACT_DIR
-
-
-@pytest.fixture
 def recommender(artifact_dir) -> Recommender:
     """The ``default`` recommender over a small generated dataset, set to train in
     process in about a second (5 epochs, 16 components)."""

@@ -26,12 +26,6 @@ CLUSTERS, PER_CLUSTER, USERS_PER_CLUSTER = 4, 9, 10
 KEY = "precision@2"
 
 
-@pytest.fixture
-def artifact_dir(settings, tmp_path):
-    settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
-    return settings.RECSITE_ARTIFACT_DIR
-
-
 def _item(n: int) -> str:
     return f"item-{n}"
 
