@@ -1,6 +1,7 @@
 """Serving's catalog view: changes are applied incrementally, and category sets no item
 uses any more are not kept (issue 13.14)."""
 
+import gc
 import tracemalloc
 
 import pytest
@@ -86,11 +87,16 @@ def test_category_sets_no_item_has_any_more_are_not_kept(spec):
     tracemalloc.start()
     try:
         round_of_updates(1)
+        gc.collect()
         after_one, _ = tracemalloc.get_traced_memory()
         for n in range(2, 7):
             round_of_updates(n)
+        gc.collect()
         after_six, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert registry.catalog.rows_read == 40
-    assert after_six - after_one < 100 * 1024  # five more rounds: ~1.6 MB when all are kept
+    # Keeping every set would grow by five rounds' worth (~1.6 MB); what is in use stays
+    # one round's worth. Less than one round of growth, with room for the database
+    # driver's and Django's own allocations (56-110 KB measured on SQLite / PostgreSQL).
+    assert after_six - after_one < 320 * 1024
