@@ -157,6 +157,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
+# Training may read its events from a streaming replica so a big load never competes with
+# ingest on the primary (training/dataset.py); nothing is ever written through it.
+RECSITE_TRAINING_DATABASE_URL = env_str("RECSITE_TRAINING_DATABASE_URL", "")
+if RECSITE_TRAINING_DATABASE_URL:
+    DATABASES["training"] = dj_database_url.parse(
+        RECSITE_TRAINING_DATABASE_URL, conn_max_age=0, conn_health_checks=True
+    )
+    DATABASES["training"]["TEST"] = {"MIRROR": "default"}
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (and the Celery broker) -------------------------------------------------

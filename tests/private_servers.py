@@ -103,16 +103,24 @@ class PrivatePostgres:
     """A throw-away PostgreSQL cluster (trust authentication, user ``postgres``)
     whose data directory and socket live in one temporary directory owned by postgres."""
 
-    def __init__(self) -> None:
+    def __init__(self, standby_of: PrivatePostgres | None = None) -> None:
+        """A new cluster, or with ``standby_of`` a streaming replica of that running one
+        (``pg_basebackup -R``: it follows the primary's WAL and answers read-only queries)."""
         self.bin = _postgres_bin()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="recsite-pg-"))
         self.data = self.root / "data"
         shutil.chown(self.root, user="postgres", group="postgres")
-        _as_postgres(
-            str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
-            "--no-sync", "-E", "UTF8",
-        )  # fmt: skip
+        if standby_of is None:
+            _as_postgres(
+                str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A",
+                "trust", "--no-sync", "-E", "UTF8",
+            )  # fmt: skip
+        else:
+            _as_postgres(
+                str(self.bin / "pg_basebackup"), "-D", str(self.data), "-R", "-X", "stream", "-c", "fast",
+                "-h", "127.0.0.1", "-p", str(standby_of.port), "-U", "postgres",
+            )  # fmt: skip
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
@@ -154,8 +162,8 @@ class PrivatePostgres:
 
 
 @contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    cluster = PrivatePostgres()
+def private_postgres(standby_of: PrivatePostgres | None = None) -> Iterator[PrivatePostgres]:
+    cluster = PrivatePostgres(standby_of)
     try:
         cluster.start()
         yield cluster

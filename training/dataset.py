@@ -1,22 +1,78 @@
 """Reading a recommender's training data out of the database as numpy arrays.
 
 Events are streamed with ``values_list(...).iterator()`` in chunks (no model instance per
-event) and turned into columns; the pure pipeline modules take it from there."""
+event) and turned into columns; the pure pipeline modules take it from there.
+
+Every read here goes to ``training_database()``: the ``training`` alias (a PostgreSQL
+streaming replica named by ``RECSITE_TRAINING_DATABASE_URL``) when it is configured, so a
+big load never competes with ingest on the primary, else the default database. A replica
+lags: the window's end is then the commit time of the last transaction it replayed, so
+the run records the data it actually saw (later events are in the next run) and serving
+forgets users erased after that moment, not after the run started."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db.models import Max
 from django.utils import timezone
 
 from recommender.ingest import weight_problem
 from recommender.models import Event, Item, Recommender, UserProfile
+from training.exceptions import TrainingDatabaseUnavailable
 
 _CHUNK = 20_000
+TRAINING_DATABASE = "training"
+PRIMARY = "primary"
+REPLICA = "replica"
+
+
+def training_database() -> str:
+    """The database alias training reads from (see the module docstring)."""
+    return TRAINING_DATABASE if TRAINING_DATABASE in connections.databases else DEFAULT_DB_ALIAS
+
+
+@contextmanager
+def _training_reads() -> Iterator[str]:
+    """The alias to read from; a replica that does not answer fails the run with
+    ``training_database_unavailable`` (the primary's own errors pass through as they are)."""
+    alias = training_database()
+    try:
+        yield alias
+    except (OperationalError, InterfaceError) as exc:
+        if alias == DEFAULT_DB_ALIAS:
+            raise
+        connections[alias].close()
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainingDatabaseUnavailable(
+            f"training_database_unavailable: the training database "
+            f"(RECSITE_TRAINING_DATABASE_URL) does not answer: {first_line}"
+        ) from exc
+
+
+def _replayed_until(alias: str) -> datetime | None:
+    """On a PostgreSQL standby, a moment up to which it holds everything the primary
+    committed: the commit time of the last transaction it replayed or, when it has
+    replayed none since it started (its data is the base backup's), the newest event it
+    holds (a lower bound). None on a primary or another database."""
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()")
+        in_recovery, replayed = cursor.fetchone()
+    if not in_recovery:
+        return None
+    if replayed is None:
+        replayed = Event.objects.using(alias).aggregate(newest=Max("ingested_at"))["newest"]
+    return replayed
 
 
 @dataclass(frozen=True)
@@ -30,6 +86,7 @@ class EventColumns:
     window_start: datetime | None
     window_end: datetime
     ignored_types: dict[str, int]
+    source: str = PRIMARY  # PRIMARY, or REPLICA when read from RECSITE_TRAINING_DATABASE_URL
     # Rows skipped because their weight is unusable (stored before ingest bounded it, or
     # above a since-lowered RECSITE_EVENT_WEIGHT_MAX): one such row made every run fail.
     invalid_weights: int = 0
@@ -60,8 +117,17 @@ def events_load(*, recommender: Recommender, now: datetime | None = None) -> Eve
     Event types missing from ``recommender.event_weights`` are left out and counted, and
     so are rows whose own weight breaks the ingest rule (non-finite, <= 0, above
     ``RECSITE_EVENT_WEIGHT_MAX``) or whose effective weight is not a finite float32."""
+    with _training_reads() as alias:
+        return _events_read(recommender, now, alias)
+
+
+def _events_read(recommender: Recommender, now: datetime | None, alias: str) -> EventColumns:
     start, end = training_window(recommender=recommender, now=now)
-    events = Event.objects.filter(timestamp__lte=end)
+    replayed = _replayed_until(alias)
+    source = PRIMARY if alias == DEFAULT_DB_ALIAS else REPLICA
+    if replayed is not None:
+        end = min(end, replayed)
+    events = Event.objects.using(alias).filter(timestamp__lte=end)
     if start is not None:
         events = events.filter(timestamp__gt=start)
     rows = events.order_by("timestamp", "id").values_list(
@@ -99,6 +165,7 @@ def events_load(*, recommender: Recommender, now: datetime | None = None) -> Eve
         window_start=start,
         window_end=end,
         ignored_types=ignored,
+        source=source,
         invalid_weights=invalid_weights,
     )
 
@@ -106,12 +173,13 @@ def events_load(*, recommender: Recommender, now: datetime | None = None) -> Eve
 def catalog_load(*, item_pks: np.ndarray) -> CatalogColumns:
     """External ids, categories and the active flag for the given item keys, in that order."""
     wanted = np.asarray(item_pks, dtype=np.int64)
-    rows = {
-        pk: (external_id, categories or [], active)
-        for pk, external_id, categories, active in Item.objects.filter(
-            pk__in=wanted.tolist()
-        ).values_list("pk", "external_id", "categories", "active")
-    }
+    with _training_reads() as alias:
+        rows = {
+            pk: (external_id, categories or [], active)
+            for pk, external_id, categories, active in Item.objects.using(alias)
+            .filter(pk__in=wanted.tolist())
+            .values_list("pk", "external_id", "categories", "active")
+        }
     return CatalogColumns(
         item_pks=wanted,
         external_ids=[rows[pk][0] for pk in wanted.tolist()],
@@ -123,9 +191,11 @@ def catalog_load(*, item_pks: np.ndarray) -> CatalogColumns:
 def user_features_load(*, user_ids: list[str]) -> dict[str, list[str]]:
     """Features of the users that have a profile (others have none)."""
     features: dict[str, list[str]] = {}
-    for start in range(0, len(user_ids), _CHUNK):
-        chunk = user_ids[start : start + _CHUNK]
-        features.update(
-            UserProfile.objects.filter(external_id__in=chunk).values_list("external_id", "features")
-        )
+    with _training_reads() as alias:
+        profiles = UserProfile.objects.using(alias)
+        for start in range(0, len(user_ids), _CHUNK):
+            chunk = user_ids[start : start + _CHUNK]
+            features.update(
+                profiles.filter(external_id__in=chunk).values_list("external_id", "features")
+            )
     return features

@@ -45,3 +45,12 @@ class TrainingRunNotQueued(RecsiteError):
     code = "broker_unavailable"
     status = 503
     default_message = "The run could not be queued: the task broker is unavailable."
+
+
+class TrainingDatabaseUnavailable(RecsiteError):
+    code = "training_database_unavailable"
+    status = 503
+    default_message = (
+        "The training database (RECSITE_TRAINING_DATABASE_URL) does not answer: the run "
+        "read nothing and changed nothing."
+    )

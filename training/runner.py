@@ -223,7 +223,10 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
 
     with reporter.phase_of("load"):
         events = events_load(recommender=recommender)
-        reporter.log(f"loaded {len(events)} events in the window")
+        reporter.log(
+            f"loaded {len(events)} events in the window from the {events.source} database "
+            f"(up to {events.window_end.isoformat()})"
+        )
         if events.ignored_types:
             reporter.log(f"ignored event types without a weight: {events.ignored_types}")
         if events.invalid_weights:
@@ -364,6 +367,7 @@ def _data_stats(data: _Data) -> dict[str, Any]:
         "density": pairs / (n_users * n_items) if n_users and n_items else 0.0,
         "window_start": _iso(data.events.window_start),
         "window_end": _iso(data.events.window_end),
+        "data_source": data.events.source,
         "first_event": _iso_ts(data.events.timestamps.min()) if n_events else None,
         "last_event": _iso_ts(data.events.timestamps.max()) if n_events else None,
         "ignored_event_types": data.events.ignored_types,

@@ -6,7 +6,7 @@ import pytest
 
 from recommender.models import Recommender
 from tests.factories import EventFactory, ItemFactory
-from training.dataset import events_load
+from training.dataset import events_load, training_database
 
 pytestmark = pytest.mark.django_db
 
@@ -38,3 +38,13 @@ def test_an_effective_weight_beyond_float32_is_skipped(settings):
     events = events_load(recommender=recommender, now=NOW)
 
     assert len(events) == 1 and events.invalid_weights == 1
+
+
+def test_without_a_training_database_url_training_reads_the_primary_up_to_now():
+    EventFactory(timestamp=datetime(2024, 6, 1, tzinfo=UTC))
+    recommender = Recommender.objects.get(name="default")
+
+    events = events_load(recommender=recommender, now=NOW)
+
+    assert training_database() == "default"
+    assert (events.source, events.window_end, len(events)) == ("primary", NOW, 1)
