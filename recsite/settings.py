@@ -351,7 +351,7 @@ AWS_S3_ADDRESSING_STYLE = env_str(
     "AWS_S3_ADDRESSING_STYLE", "path" if AWS_S3_ENDPOINT_URL else "auto"
 )
 
-# Serving (recommender/serving.py): each process checks the cache key that promote /
+# Serving (recommender/serving/): each process checks the cache key that promote /
 # rollback bump every CHECK seconds and polls the database (active versions, catalog
 # changes) every POLL seconds, which also covers an unreachable or per-process cache.
 RECSITE_SERVING_CHECK_SECONDS = env_float("RECSITE_SERVING_CHECK_SECONDS", 0.5)
