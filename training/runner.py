@@ -39,7 +39,7 @@ from recommender.artifacts import (
     artifact_name_new,
     write_artifact,
 )
-from recommender.exceptions import ArtifactStoreUnavailable
+from recommender.exceptions import ArtifactStoreUnavailable, RecsiteError
 from recommender.features import IDENTITY_PREFIX, category_feature_names, user_feature_names
 from recommender.metric_names import metric_key
 from recommender.models import ModelVersion, PromotionKind, Recommender, VersionStatus
@@ -184,7 +184,8 @@ def training_run_execute(
         logger.exception("training run %s failed in phase %s", run.pk, reporter.phase)
         training_run_fail(
             run_id=run.pk,
-            error=f"{reporter.phase or 'start'}: {type(exc).__name__}: {exc}",
+            error=f"{reporter.phase or 'start'}: {type(exc).__name__}: {exc}"
+            + (f" [{exc.code}]" if isinstance(exc, RecsiteError) else ""),
             traceback=traceback.format_exc(),
             phase_timings=reporter.timings,
         )
