@@ -40,6 +40,7 @@ from recommender.exceptions import ArtifactStoreUnavailable, ArtifactUploadFaile
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 HEALTH_CACHE_SECONDS = 5.0
+_CHUNK = 1024 * 1024
 
 
 def _unavailable(location: S3Location, exc: Exception) -> ArtifactStoreUnavailable:
@@ -80,13 +81,21 @@ class S3Store:
                 s3={"addressing_style": addressing_style},
             ),
         )
+        self._client: Any = None
+        self._client_lock = threading.Lock()
         self._health: tuple[float, dict[str, Any]] | None = None
         self._health_lock = threading.Lock()
 
     @property
     def client(self) -> Any:
-        """This thread's boto3 client (django-storages keeps one connection per thread)."""
-        return self.storage.connection.meta.client
+        """One boto3 client for every thread of the process (clients are thread-safe;
+        django-storages' resources are not, and one per thread would cost the serving
+        watcher a client's construction at the first swap)."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self.storage.connection.meta.client
+        return self._client
 
     # -- writing --
 
@@ -200,12 +209,10 @@ class S3Store:
         manifest, body = self._manifest(name, sha256)
         try:
             for file in manifest["files"]:
-                self.client.download_file(
-                    self.s3.bucket,
-                    self.s3.key(name, file),
-                    str(into / file),
-                    Config=self.storage.transfer_config,
-                )
+                body = self.client.get_object(Bucket=self.s3.bucket, Key=self.s3.key(name, file))
+                with (into / file).open("wb") as out:
+                    for chunk in body["Body"].iter_chunks(_CHUNK):
+                        out.write(chunk)
         except ClientError as exc:
             if _not_found(exc):
                 raise ArtifactError("missing_file", f"a file of {name} is missing") from exc

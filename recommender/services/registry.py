@@ -18,7 +18,12 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from recommender.artifact_store import artifact_delete, artifact_load, artifact_name
+from recommender.artifact_store import (
+    artifact_delete,
+    artifact_load,
+    artifact_name,
+    artifact_store_check,
+)
 from recommender.artifacts import ArtifactError
 from recommender.exceptions import (
     ArtifactStoreUnavailable,
@@ -120,6 +125,8 @@ def _artifact_verify(version: ModelVersion) -> None:
     not the last line. A store that does not answer refuses too (503): no host could
     fetch the version."""
     try:
+        # The store holds it (every host can fetch it), then this host's verified copy.
+        artifact_store_check(uri=version.artifact_uri, sha256=version.artifact_sha256, verify=False)
         artifact_load(uri=version.artifact_uri, sha256=version.artifact_sha256)
     except ArtifactError as exc:
         raise VersionNotPromotable(
