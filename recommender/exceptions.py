@@ -137,6 +137,30 @@ class NoActiveVersion(RecsiteError):
     default_message = "This recommender has no active version yet."
 
 
+# --- The artifact store ---------------------------------------------------------------
+
+
+class ArtifactStoreUnavailable(RecsiteError):
+    """The artifact store (``RECSITE_ARTIFACT_STORE``) does not answer, or refuses us:
+    nothing can be fetched from it or written to it now. Hosts keep serving what they
+    have loaded; promote and rollback are refused, as the hosts could not fetch the
+    version."""
+
+    code = "artifact_store_unavailable"
+    status = 503
+    default_message = "The artifact store cannot be reached; retry later."
+
+
+class ArtifactUploadFailed(RecsiteError):
+    """A training run's artifact could not be uploaded completely to the store; nothing
+    of it is visible there (its manifest, uploaded last, is absent) and no version row
+    was created."""
+
+    code = "artifact_upload_failed"
+    status = 503
+    default_message = "The artifact could not be uploaded to the artifact store."
+
+
 # --- Serving -------------------------------------------------------------------------
 
 

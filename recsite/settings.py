@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -323,7 +324,41 @@ if not 0 < RECSITE_EVENT_WEIGHT_MAX < 1e30:
         f"RECSITE_EVENT_WEIGHT_MAX={RECSITE_EVENT_WEIGHT_MAX!r} must be above 0 and below 1e30."
     )
 RECSITE_STRICT_CATALOG = env_bool("RECSITE_STRICT_CATALOG", False)
+# The artifact store (recommender/artifact_store/): file:///path (a directory; the
+# default is $RECSITE_DATA_DIR/artifacts, or RECSITE_ARTIFACT_DIR, its older spelling) or
+# s3://bucket/prefix (any S3-compatible store; credentials and region from the standard
+# AWS_* variables, read by boto3 itself).
+RECSITE_ARTIFACT_STORE = env_str("RECSITE_ARTIFACT_STORE", "")
 RECSITE_ARTIFACT_DIR = Path(env_str("RECSITE_ARTIFACT_DIR", str(DATA_DIR / "artifacts")))
+if RECSITE_ARTIFACT_STORE:
+    _store = urlparse(RECSITE_ARTIFACT_STORE)
+    if _store.scheme not in ("file", "s3"):
+        raise ImproperlyConfigured(
+            f"RECSITE_ARTIFACT_STORE={RECSITE_ARTIFACT_STORE!r} must be file:///path or "
+            "s3://bucket/prefix."
+        )
+    if _store.scheme == "file":
+        if env_str("RECSITE_ARTIFACT_DIR", ""):
+            raise ImproperlyConfigured(
+                "Set RECSITE_ARTIFACT_STORE=file://... or RECSITE_ARTIFACT_DIR, not both."
+            )
+        RECSITE_ARTIFACT_DIR = Path(unquote(_store.path))
+# Serving hosts keep the artifacts they fetched from an s3:// store here (by the
+# manifest's sha256), at most this many versions (least recently used go first).
+RECSITE_ARTIFACT_CACHE_DIR = Path(
+    env_str("RECSITE_ARTIFACT_CACHE_DIR", str(DATA_DIR / "artifact-cache"))
+)
+RECSITE_ARTIFACT_CACHE_MAX_VERSIONS = env_int("RECSITE_ARTIFACT_CACHE_MAX_VERSIONS", 4)
+if RECSITE_ARTIFACT_CACHE_MAX_VERSIONS < 1:
+    raise ImproperlyConfigured("RECSITE_ARTIFACT_CACHE_MAX_VERSIONS must be at least 1.")
+# Connect and read timeout of each request to an s3:// store (3 attempts each).
+RECSITE_ARTIFACT_STORE_TIMEOUT_SECONDS = env_float("RECSITE_ARTIFACT_STORE_TIMEOUT_SECONDS", 5.0)
+# django-storages' name for boto3's endpoint (MinIO, Ceph, moto: http://host:9000);
+# such stores usually need path-style addressing, AWS itself virtual-hosted ("auto").
+AWS_S3_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL", "") or None
+AWS_S3_ADDRESSING_STYLE = env_str(
+    "AWS_S3_ADDRESSING_STYLE", "path" if AWS_S3_ENDPOINT_URL else "auto"
+)
 
 # Serving (recommender/serving/): each process checks the cache key that promote /
 # rollback bump every CHECK seconds and polls the database (active versions, catalog

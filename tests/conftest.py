@@ -7,7 +7,10 @@ configured but unreachable, so CI never goes green by skipping."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -16,6 +19,7 @@ from rest_framework.test import APIClient
 from recommender.models import Scope
 from recommender.services import api_key_create
 from tests.processes import Server, Worker, free_port
+from tests.s3_server import S3Server
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -182,3 +186,55 @@ def artifact_dir(settings, tmp_path):
     """Artifacts of this test under its own temporary directory."""
     settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
     return settings.RECSITE_ARTIFACT_DIR
+
+
+@pytest.fixture
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 protocol server (moto's) on a free loopback port, stopped at teardown."""
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class S3Store:
+    """The bucket a test's ``s3://`` artifact store lives in, a client to look at it
+    with, and the environment that points a subprocess at it."""
+
+    bucket: str
+    prefix: str
+    server: S3Server
+    client: Any
+    env: dict[str, str]
+
+    def keys(self) -> list[str]:
+        listed = self.client.list_objects_v2(Bucket=self.bucket)
+        return sorted(obj["Key"] for obj in listed.get("Contents", []))
+
+
+@pytest.fixture
+def s3_store(settings, monkeypatch, s3_server, tmp_path) -> S3Store:
+    """``RECSITE_ARTIFACT_STORE=s3://<a fresh bucket>/artifacts`` on ``s3_server``, with
+    this test's own cache directory."""
+    import boto3
+
+    bucket = f"recsite-test-{uuid.uuid4().hex[:12]}"
+    env = {
+        "AWS_ACCESS_KEY_ID": "recsite-test",
+        "AWS_SECRET_ACCESS_KEY": "recsite-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3_server.url,
+        "RECSITE_ARTIFACT_STORE": f"s3://{bucket}/artifacts",
+        "RECSITE_ARTIFACT_STORE_TIMEOUT_SECONDS": "2",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings.RECSITE_ARTIFACT_STORE = env["RECSITE_ARTIFACT_STORE"]
+    settings.AWS_S3_ENDPOINT_URL = s3_server.url
+    settings.AWS_S3_ADDRESSING_STYLE = "path"
+    settings.RECSITE_ARTIFACT_STORE_TIMEOUT_SECONDS = 2.0
+    settings.RECSITE_ARTIFACT_CACHE_DIR = tmp_path / "artifact-cache"
+    client = boto3.client("s3", endpoint_url=s3_server.url)
+    client.create_bucket(Bucket=bucket)
+    return S3Store(bucket=bucket, prefix="artifacts", server=s3_server, client=client, env=env)

@@ -118,8 +118,8 @@ class PrivatePostgres:
             )  # fmt: skip
         else:
             _as_postgres(
-                str(self.bin / "pg_basebackup"), "-D", str(self.data), "-R", "-X", "stream", "-c", "fast",
-                "-h", "127.0.0.1", "-p", str(standby_of.port), "-U", "postgres",
+                str(self.bin / "pg_basebackup"), "-D", str(self.data), "-R", "-X", "stream",
+                "-c", "fast", "-h", "127.0.0.1", "-p", str(standby_of.port), "-U", "postgres",
             )  # fmt: skip
 
     def url(self, dbname: str = "postgres") -> str:

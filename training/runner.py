@@ -20,33 +20,31 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from django.conf import settings
 from django.db import transaction
 
-from recommender.artifact_store import artifact_uri
+from recommender.artifact_store import (
+    artifact_discard,
+    artifact_load,
+    artifact_publish,
+    artifact_staging_dir,
+)
 from recommender.artifacts import (
     ArtifactError,
     ArtifactInfo,
     ArtifactMeta,
     artifact_name_new,
-    delete_artifact,
-    load_artifact,
     write_artifact,
 )
+from recommender.exceptions import ArtifactStoreUnavailable, RecsiteError
 from recommender.features import IDENTITY_PREFIX, category_feature_names, user_feature_names
 from recommender.metric_names import metric_key
 from recommender.models import ModelVersion, PromotionKind, Recommender, VersionStatus
 from recommender.selectors import active_version_get
-from recommender.services.registry import (
-    local_artifact_path,
-    model_version_create,
-    model_version_promote,
-)
+from recommender.services.registry import model_version_create, model_version_promote
 from recommender.services.retention import artifacts_retain
 from training.dataset import EventColumns, catalog_load, events_load, user_features_load
 from training.models import Decision, TrainingRun
@@ -121,6 +119,7 @@ class _Reporter:
     on_progress: ProgressCallback | None
     timings: dict[str, float] = field(default_factory=dict)
     artifact: ArtifactInfo | None = None  # set once written; removed again if the run fails
+    artifact_uri: str | None = None  # set once published to the store
     phase: str = ""
     done: float = 0.0
 
@@ -178,26 +177,29 @@ def training_run_execute(
     try:
         _execute(run, reporter)
     except RunStopped:
-        _remove_orphan(reporter.artifact)
+        _remove_orphan(reporter)
         training_run_finish_cancelled(run_id=run.pk, phase_timings=reporter.timings)
     except Exception as exc:
-        _remove_orphan(reporter.artifact)
+        _remove_orphan(reporter)
         logger.exception("training run %s failed in phase %s", run.pk, reporter.phase)
         training_run_fail(
             run_id=run.pk,
-            error=f"{reporter.phase or 'start'}: {type(exc).__name__}: {exc}",
+            error=f"{reporter.phase or 'start'}: {type(exc).__name__}: {exc}"
+            + (f" [{exc.code}]" if isinstance(exc, RecsiteError) else ""),
             traceback=traceback.format_exc(),
             phase_timings=reporter.timings,
         )
     return TrainingRun.objects.select_related("version").get(pk=run.pk)
 
 
-def _remove_orphan(artifact: ArtifactInfo | None) -> None:
-    """An artifact written by a run that then failed has no version: delete it."""
-    if artifact is None:
+def _remove_orphan(reporter: _Reporter) -> None:
+    """An artifact written (and maybe published) by a run that then failed has no
+    version: delete it, from the store and from the local staging directory."""
+    if reporter.artifact is None:
         return
-    if not ModelVersion.objects.filter(artifact_uri=artifact_uri(artifact.path)).exists():
-        delete_artifact(artifact.path)
+    uri = reporter.artifact_uri
+    if uri is None or not ModelVersion.objects.filter(artifact_uri=uri).exists():
+        artifact_discard(info=reporter.artifact, uri=uri)
 
 
 def _params(recommender: Recommender, overrides: dict[str, Any]) -> LightFMParams:
@@ -323,6 +325,9 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
             recommender, run, data, full, final, metrics["candidate"], params
         )
         reporter.log(f"artifact written to {reporter.artifact.path}")
+        # Uploaded (S3: verified locally, manifest last) before any row exists.
+        reporter.artifact_uri = artifact_publish(reporter.artifact)
+        reporter.log(f"artifact {reporter.artifact_uri} published")
 
     _register(run, reporter, metrics, stats, gate_results, decision, params, options)
 
@@ -435,7 +440,7 @@ def _evaluate(
     metrics["champion_version"] = champion.number
     try:
         champion_scorer, trained_until = _champion_scorer(champion, data)
-    except ArtifactError as exc:
+    except (ArtifactError, ArtifactStoreUnavailable) as exc:
         metrics["champion_error"] = f"{exc.code}: {exc.message}"
         reporter.log(f"champion v{champion.number} cannot be loaded ({exc.message}); not compared")
         return metrics
@@ -497,7 +502,7 @@ def _brief(values: dict[str, float]) -> str:
 def _champion_scorer(champion: ModelVersion, data: _Data) -> tuple[EmbeddingScorer, float]:
     """The champion's factors re-indexed to this run's users and items. Users it does not
     know get a zero vector; items it does not know rank last."""
-    artifact = load_artifact(local_artifact_path(champion.artifact_uri))
+    artifact = artifact_load(uri=champion.artifact_uri, sha256=champion.artifact_sha256)
     arrays = artifact.arrays
     user_pos = IdMap(artifact.id_maps["users"]).indices(data.users.ids)
     item_pos = IdMap(artifact.id_maps["items"]).indices(data.items.ids)
@@ -540,7 +545,7 @@ def _write(
     if data.user_features:
         feature_names["users"] = data.user_features.names.tolist()
     return write_artifact(
-        Path(settings.RECSITE_ARTIFACT_DIR).resolve() / recommender.name,
+        artifact_staging_dir(recommender.name),
         artifact_name_new(f"run-{run.pk}"),
         arrays={
             "user_embeddings": user_embeddings,
@@ -589,7 +594,7 @@ def _register(
     with transaction.atomic():
         version = model_version_create(
             recommender=recommender,
-            artifact_uri=artifact_uri(artifact.path),
+            artifact_uri=reporter.artifact_uri,
             artifact_sha256=artifact.sha256,
             artifact_size=artifact.size_bytes,
             metrics=metrics["candidate"],

@@ -18,9 +18,15 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from recommender.artifact_store import artifact_dir_delete, local_artifact_path
-from recommender.artifacts import ArtifactError, load_artifact
+from recommender.artifact_store import (
+    artifact_delete,
+    artifact_load,
+    artifact_name,
+    artifact_store_check,
+)
+from recommender.artifacts import ArtifactError
 from recommender.exceptions import (
+    ArtifactStoreUnavailable,
     NoRollbackTarget,
     VersionAlreadyActive,
     VersionNotActive,
@@ -114,14 +120,14 @@ def _activate(
 def _artifact_verify(version: ModelVersion) -> None:
     """Refuse a version whose artifact would not load: what serving checks before a swap
     (every file's size and sha256, paths, dtypes and shapes, the manifest's sha256 against
-    the row), minus the test prediction. Serving checks again: this is the early, clear
-    refusal, not the last line."""
+    the row), minus the test prediction, fetched from the store as a serving host would
+    (into this host's cache). Serving checks again: this is the early, clear refusal,
+    not the last line. A store that does not answer refuses too (503): no host could
+    fetch the version."""
     try:
-        load_artifact(
-            local_artifact_path(version.artifact_uri),
-            verify=True,
-            expected_sha256=version.artifact_sha256,
-        )
+        # The store holds it (every host can fetch it), then this host's verified copy.
+        artifact_store_check(uri=version.artifact_uri, sha256=version.artifact_sha256, verify=False)
+        artifact_load(uri=version.artifact_uri, sha256=version.artifact_sha256)
     except ArtifactError as exc:
         raise VersionNotPromotable(
             f"The artifact of version {version.number} fails verification ({exc.code}: "
@@ -130,9 +136,15 @@ def _artifact_verify(version: ModelVersion) -> None:
             why="artifact_invalid",
             artifact_error=exc.code,
         ) from exc
+    except ArtifactStoreUnavailable as exc:
+        raise ArtifactStoreUnavailable(
+            f"Version {version.number} is not made active: {exc.message} No host could fetch it.",
+            version=version.number,
+            **(exc.detail or {}),
+        ) from exc
     except ValueError as exc:
         raise VersionNotPromotable(
-            f"The artifact of version {version.number} is not a local artifact ({exc}).",
+            f"The artifact of version {version.number} is not in the artifact store ({exc}).",
             version=version.number,
             why="artifact_invalid",
             artifact_error="not_local",
@@ -327,11 +339,11 @@ def model_versions_prune(
     set; the files are deleted after commit (a failed deletion leaves files behind, never
     a row pointing at a missing artifact it claims to have).
 
-    ``delete_artifact`` deletes one artifact by URI; the default removes a local
-    directory and refuses any path outside ``RECSITE_ARTIFACT_DIR`` (such a version is
-    logged and left alone)."""
+    ``delete_artifact`` deletes one artifact by URI; the default deletes it from the
+    artifact store, which refuses a URI it cannot hold (a path outside the directory of
+    a file store: such a version is logged and left alone)."""
     recommender = _lock_recommender(recommender.pk)
-    deleter = delete_artifact or artifact_dir_delete
+    deleter = delete_artifact or artifact_delete
     protected = {
         v.pk
         for v in (
@@ -357,7 +369,7 @@ def model_versions_prune(
             continue
         if delete_artifact is None:
             try:
-                local_artifact_path(version.artifact_uri)
+                artifact_name(version.artifact_uri)
             except ValueError as exc:
                 logger.error("retention: not deleting the artifact of %s: %s", version, exc)
                 continue

@@ -6,11 +6,14 @@ the promotion policy have committed) and periodically from beat
 
 1. ``model_versions_prune``: every version but the newest ``versions_kept``, the active
    one and the rollback target is marked ``artifact_deleted_at`` (one transaction); its
-   directory is deleted after commit;
-2. the directories of versions already marked deleted that are still on disk (a deletion
-   that failed, or whose process died before it ran) are deleted again;
-3. ``partial_artifacts_sweep``: the hidden working directories of writers and deleters
-   killed mid-way, once older than the hard time limit of a training run.
+   artifact is deleted from the store after commit;
+2. the artifacts of versions already marked deleted that are still in the store (a
+   deletion that failed, or whose process died before it ran) are deleted again;
+3. ``artifacts_sweep``: partial artifacts of writers, uploads and deleters killed
+   mid-way (a directory's hidden working copies, a bucket's objects without a
+   manifest), once older than the hard time limit of a training run.
+
+The same on a file store and an S3 store (``recommender.artifact_store``).
 
 Nothing here fails its caller for a file it could not delete: every failure is returned
 in :class:`RetentionResult` (the runner writes them on the run, the task logs them)."""
@@ -20,12 +23,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from django.conf import settings
 
-from recommender.artifact_store import local_artifact_path
-from recommender.artifacts import delete_artifact, partial_artifacts_sweep
+from recommender.artifact_store import (
+    StoreListing,
+    artifact_delete,
+    artifact_name,
+    artifact_store,
+    artifacts_list,
+    artifacts_sweep,
+)
 from recommender.models import Recommender
 from recommender.services.registry import model_versions_prune
 
@@ -34,12 +42,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RetentionResult:
-    """What one pass did: versions whose artifacts it pruned, directories it removed,
-    partial directories it swept, and what failed (one message each)."""
+    """What one pass did: versions whose artifacts it pruned, leftover artifacts it
+    removed (their names), partial artifacts it swept, and what failed (one message
+    each)."""
 
     pruned: dict[str, list[int]] = field(default_factory=dict)
-    deleted: list[Path] = field(default_factory=list)
-    swept: list[Path] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -56,23 +65,24 @@ class RetentionResult:
         return "retention: " + ", ".join(parts)
 
 
-def _delete_leftovers(recommender: Recommender, result: RetentionResult) -> None:
-    """Delete the directories of versions marked deleted that are still on disk."""
+def _delete_leftovers(
+    recommender: Recommender, stored: StoreListing, result: RetentionResult
+) -> None:
+    """Delete the artifacts of versions marked deleted that are still in the store."""
     marked = recommender.versions.filter(artifact_deleted_at__isnull=False).order_by("number")
     for version in marked.only("number", "artifact_uri"):
         try:
-            path = local_artifact_path(version.artifact_uri)
-        except ValueError:  # not a local artifact: not ours to delete
+            name = artifact_name(version.artifact_uri)
+        except ValueError:  # not in this store: not ours to delete
             continue
-        if not path.exists():
+        if name not in stored.artifacts and name not in stored.incomplete:
             continue
         try:
-            delete_artifact(path)
-        except Exception as exc:  # a permission, an I/O error, a non-artifact directory
+            if artifact_delete(name):  # pruned just now: possibly deleted on commit already
+                result.deleted.append(name)
+        except Exception as exc:  # a permission, an I/O error, the store down
             result.errors.append(f"{recommender.name} v{version.number}: {exc}")
-            logger.warning("retention: could not delete %s: %s", path, exc)
-        else:
-            result.deleted.append(path)
+            logger.warning("retention: could not delete %s: %s", name, exc)
 
 
 def artifacts_retain(
@@ -89,6 +99,12 @@ def artifacts_retain(
     recommenders = (
         [recommender] if recommender is not None else list(Recommender.objects.order_by("name"))
     )
+    try:
+        stored: StoreListing | None = artifacts_list()
+    except Exception as exc:
+        stored = None
+        result.errors.append(f"listing the artifact store failed: {exc}")
+        logger.warning("retention: listing %s failed: %s", artifact_store().location, exc)
     for each in recommenders:
         try:
             pruned = model_versions_prune(recommender=each)  # files deleted after commit
@@ -97,15 +113,14 @@ def artifacts_retain(
             logger.exception("retention: pruning %s failed", each.name)
             continue
         result.pruned[each.name] = [version.number for version in pruned]
-        _delete_leftovers(each, result)
+        if stored is not None:
+            _delete_leftovers(each, stored, result)
     limit = settings.CELERY_TASK_TIME_LIMIT if older_than is None else older_than
     try:
-        result.swept = partial_artifacts_sweep(
-            settings.RECSITE_ARTIFACT_DIR, older_than=limit, now=now or time.time()
-        )
-    except OSError as exc:
+        result.swept = artifacts_sweep(older_than=limit, now=now or time.time())
+    except Exception as exc:  # OSError, the store down
         result.errors.append(f"sweep failed: {exc}")
-        logger.warning("retention: sweeping %s failed: %s", settings.RECSITE_ARTIFACT_DIR, exc)
+        logger.warning("retention: sweeping %s failed: %s", artifact_store().location, exc)
     for path in result.swept:
         logger.warning("retention: removed %s, a partial artifact left by a killed process", path)
     return result

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from recommender.artifact_store import local_artifact_path
-from recommender.artifacts import ArtifactError, LoadedArtifact, load_artifact
+from recommender.artifact_store import artifact_load
+from recommender.artifacts import ArtifactError, LoadedArtifact
 from recommender.features import CATEGORY_PREFIX
 from recommender.ids import IdArray, IdIndex
 from recommender.models import ModelVersion, VersionStatus
@@ -91,13 +91,11 @@ class LoadedModel:
 
     @classmethod
     def load(cls, version: ActiveVersion) -> LoadedModel:
-        """Load, verify and self-test; raise rather than return something unusable."""
-        artifact = load_artifact(
-            local_artifact_path(version.artifact_uri),
-            verify=True,
-            mmap=True,
-            expected_sha256=version.artifact_sha256,
-        )
+        """Load, verify and self-test; raise rather than return something unusable. The
+        store hands over a verified local directory (the file store's own, or this host's
+        cache entry, downloaded first from S3: the watcher thread calls this, never a
+        request), memory-mapped."""
+        artifact = artifact_load(uri=version.artifact_uri, sha256=version.artifact_sha256)
         arrays = artifact.arrays
         names = artifact.feature_names.get("items", [])
         if len(names) != arrays["item_feature_embeddings"].shape[0]:

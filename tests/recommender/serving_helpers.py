@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from recommender.artifact_store import artifact_publish, artifact_staging_dir
 from recommender.artifacts import ArtifactInfo, ArtifactMeta, write_artifact
 from recommender.models import Item, ModelVersion, Recommender
 from recommender.services.registry import model_version_create, model_version_promote
@@ -79,7 +80,7 @@ def write_spec_artifact(spec: ModelSpec, name: str, recommender: str = "default"
         indices += sorted(spec.item_positions[i] for i in spec.seen.get(user, []))
         indptr.append(len(indices))
     info = write_artifact(
-        Path(settings.RECSITE_ARTIFACT_DIR).resolve() / recommender,
+        artifact_staging_dir(recommender),
         name,
         arrays={
             "user_embeddings": spec.user_factors,
@@ -105,13 +106,14 @@ def write_spec_artifact(spec: ModelSpec, name: str, recommender: str = "default"
 def create_version(
     spec: ModelSpec, *, recommender: str = "default", promote: bool = True
 ) -> ModelVersion:
-    """Write the artifact, register it as the next version, and promote it."""
+    """Write the artifact, publish it to the store, register it as the next version, and
+    promote it."""
     rec = Recommender.objects.get_or_create(name=recommender)[0]
     number = rec.versions.count() + 1
     info = write_spec_artifact(spec, f"v{number}", recommender)
     version = model_version_create(
         recommender=rec,
-        artifact_uri=str(info.path.relative_to(Path(settings.RECSITE_ARTIFACT_DIR).resolve())),
+        artifact_uri=artifact_publish(info),
         artifact_sha256=info.sha256,
         artifact_size=info.size_bytes,
         metrics={},

@@ -15,8 +15,9 @@ class ExitCode(IntEnum):
 
 class Command(BaseCommand):
     help = (
-        "Check RECSITE_ARTIFACT_DIR against the model version rows: rows without their "
-        "artifact, artifacts failing their checksums, artifacts without a row (orphans). "
+        "Check the artifact store (RECSITE_ARTIFACT_STORE: a directory or an S3 bucket) "
+        "against the model version rows: rows without their artifact, artifacts failing "
+        "their checksums, artifacts without a row (orphans). "
         "--fix deletes orphans (never an artifact a row points at). Exit codes: 0 "
         "consistent; 1 orphans remain (disk only; serving is unaffected); 2 bad arguments; "
         "3 a version row's artifact is missing or damaged (takes precedence over 1)."
@@ -38,14 +39,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-verify",
             action="store_true",
-            help="check presence only, without reading every file for its sha256",
+            help="check presence only (and sizes in S3), without reading every file for its sha256",
         )
 
     def handle(self, *args, **opts):
         if opts["min_age"] is not None and opts["min_age"] < 0:
             raise CommandError("--min-age must be >= 0", returncode=ExitCode.BAD_ARGUMENTS)
         report = artifacts_check(verify=not opts["no_verify"])
-        self.stdout.write(f"artifact directory {report.root}: {report.checked} version row(s)")
+        self.stdout.write(f"artifact store {report.location}: {report.checked} version row(s)")
         for problem in report.missing:
             self.stdout.write(f"row without artifact: {problem}")
         for problem in report.damaged:
@@ -63,10 +64,10 @@ class Command(BaseCommand):
                 report=report,
                 min_age=settings.CELERY_TASK_TIME_LIMIT if min_age is None else min_age,
             )
-            for path in deleted:
-                self.stdout.write(f"deleted orphan: {path}")
-        for path in orphans:
-            self.stdout.write(f"artifact without row: {path}")
+            for entry in deleted:
+                self.stdout.write(f"deleted orphan: {entry.location}")
+        for entry in orphans:
+            self.stdout.write(f"artifact without row: {entry.location}")
         self.stdout.write(
             f"{len(report.missing)} missing, {len(report.damaged)} damaged, "
             f"{len(orphans)} orphan(s)"
