@@ -8,6 +8,7 @@ socket. The fixtures are in ``tests/conftest.py`` (``s3_server``, ``s3_store``).
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -26,6 +27,7 @@ class S3Server:
         self._server: ThreadedMotoServer | None = None
 
     def start(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per S3 request
         deadline = time.monotonic() + 10
         while True:
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

@@ -209,9 +209,11 @@ class S3Store:
         manifest, body = self._manifest(name, sha256)
         try:
             for file in manifest["files"]:
-                body = self.client.get_object(Bucket=self.s3.bucket, Key=self.s3.key(name, file))
+                response = self.client.get_object(
+                    Bucket=self.s3.bucket, Key=self.s3.key(name, file)
+                )
                 with (into / file).open("wb") as out:
-                    for chunk in body["Body"].iter_chunks(_CHUNK):
+                    for chunk in response["Body"].iter_chunks(_CHUNK):
                         out.write(chunk)
         except ClientError as exc:
             if _not_found(exc):

@@ -30,6 +30,8 @@ def hosts(start_server, s3_store, tmp_path) -> list[Server]:
             **s3_store.env,
             RECSITE_DATA_DIR=str(tmp_path / f"host-{name}"),
             RECSITE_ARTIFACT_CACHE_DIR=str(tmp_path / f"host-{name}" / "artifact-cache"),
+            # Each host's own metrics: /metrics lists that host's workers only.
+            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / f"host-{name}" / "prometheus"),
             GUNICORN_WORKERS="2",
             RECSITE_SERVING_POLL_SECONDS="30",
         )
