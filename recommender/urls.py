@@ -1,6 +1,7 @@
 from django.urls import path, register_converter
 
 from recommender import apis
+from recommender.serving_views import serving_view
 
 
 class ExternalIdConverter:
@@ -40,10 +41,12 @@ urlpatterns = [
     path("models/active", apis.ActiveModelApi.as_view(), name="models-active"),
     path(
         "recommendations/<external_id:user_id>",
-        apis.RecommendationsApi.as_view(),
+        serving_view(apis.RecommendationsApi),
         name="recommendations",
     ),
     path(
-        "items/<external_id:item_id>/similar", apis.SimilarItemsApi.as_view(), name="similar-items"
+        "items/<external_id:item_id>/similar",
+        serving_view(apis.SimilarItemsApi),
+        name="similar-items",
     ),
 ]
