@@ -13,6 +13,11 @@ SECONDS, and reads from ``/proc`` the ``utime + stime`` of the gunicorn workers 
 PostgreSQL backends of the database, and PostgreSQL's ``xact_commit + xact_rollback``
 (statements, since every read runs in autocommit), each divided by the requests.
 
+With ``--in-process`` each run is instead a fresh Python process that calls recsite's WSGI
+application (the one gunicorn serves) directly, one request at a time, REQUESTS times
+after a warm-up, and reports ``time.process_time`` per request: no server, no threads,
+no GIL hand-offs, so far less noise from a busy machine, but no concurrency either.
+
 With ``--base REV`` the commit REV is exported (``git archive``) into a scratch directory
 and the runs alternate base / this checkout, PAIRS times, on the same database. Prints a
 table; writes nothing (docs/BENCHMARKS.md quotes its figures by hand)."""
@@ -53,6 +58,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pairs", type=int, default=3, help="runs per code version")
     parser.add_argument("--base", help="a git revision to compare this checkout against")
     parser.add_argument("--prepare", action="store_true", help="(re)create the database")
+    parser.add_argument("--in-process", action="store_true", help="WSGI calls, no server")
+    parser.add_argument("--requests", type=int, default=3000, help="per in-process run")
     parser.add_argument("--dataset", default="../shared/data/ml-100k", help="relative to repo")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--components", type=int, default=32)
@@ -128,8 +135,73 @@ def one_run(args, env, wrk: str, script: Path, source: Path, log: Path) -> dict[
     }
 
 
+def in_process_main(requests: int, key: str, users_file: str) -> None:
+    """``serving_cpu.py _inproc REQUESTS KEY USERS_FILE`` (run with the checkout as its
+    working directory): CPU seconds per request of WSGI calls, printed as JSON."""
+    import io
+    import json
+    import random
+
+    sys.path.insert(0, os.getcwd())
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
+    from recsite.wsgi import application
+
+    users = Path(users_file).read_text().split("\n")
+    rng = random.Random(7)
+    statuses: list[str] = []
+
+    def start_response(status, headers, exc_info=None):
+        statuses.append(status)
+
+    def call(user: str) -> None:
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": f"/api/v1/recommendations/{user}",
+            "QUERY_STRING": "limit=20",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_AUTHORIZATION": f"Api-Key {key}",
+            "wsgi.input": io.BytesIO(),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+        }
+        result = application(environ, start_response)
+        b"".join(result)
+        result.close()
+
+    for _ in range(300):
+        call(rng.choice(users))
+    statuses.clear()
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(requests):
+        call(rng.choice(users))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    bad = [s for s in statuses if not s.startswith("200")]
+    if bad:
+        sys.exit(f"{len(bad)} answers were not 200: {bad[:3]}")
+    print(json.dumps({"cpu_ms": 1000 * cpu / requests, "wall_ms": 1000 * wall / requests}))
+
+
+def in_process_run(args, env, source: Path, key: str, users_file: Path) -> dict[str, float]:
+    import json
+
+    load = os.getloadavg()[0]
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__)), "_inproc", str(args.requests), key, str(users_file)],
+        cwd=source,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        sys.exit(f"the in-process run failed:\n{result.stderr[-3000:]}")
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "load": load}
+
+
 def export(revision: str, into: Path) -> Path:
     """The tree of ``revision`` written into ``into`` (no .git)."""
+    into.mkdir(parents=True)
     archive = subprocess.run(
         ["git", "archive", "--format=tar", revision], cwd=ROOT, capture_output=True, check=True
     )
@@ -163,6 +235,9 @@ def main() -> None:
             base = export(args.base, tmp / "base")
             sources = {f"base {args.base}": base, "this checkout": ROOT}
         results: dict[str, list[dict[str, float]]] = {name: [] for name in sources}
+        if args.in_process:
+            in_process(args, env, sources, key_file.read_text().strip(), users_file)
+            return
         for n in range(args.pairs):
             for name, source in sources.items():
                 run = one_run(args, env, wrk, script, source, tmp / f"gunicorn-{n}.log")
@@ -190,5 +265,27 @@ def main() -> None:
         )
 
 
+def in_process(args, env, sources: dict[str, Path], key: str, users_file: Path) -> None:
+    results: dict[str, list[float]] = {name: [] for name in sources}
+    for _ in range(args.pairs):
+        for name, source in sources.items():
+            run = in_process_run(args, env, source, key, users_file)
+            results[name].append(run["cpu_ms"])
+            print(
+                f"{name}: CPU {run['cpu_ms']:.3f} ms/request, wall {run['wall_ms']:.3f} ms, "
+                f"load {run['load']:.1f}",
+                flush=True,
+            )
+    print("\n| code | CPU ms/request, in process |\n|---|---:|")
+    for name, values in results.items():
+        print(
+            f"| {name} | {min(values):.3f}-{max(values):.3f} "
+            f"(median {statistics.median(values):.3f}) |"
+        )
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["_inproc"]:
+        in_process_main(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    else:
+        main()
