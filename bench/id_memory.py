@@ -61,7 +61,7 @@ def measure(variant: str, n_items: int, n_users: int, dim: int) -> dict[str, flo
     from recommender.artifacts import ArtifactMeta, write_artifact
     from recommender.models import Item, Recommender
     from recommender.services.registry import model_version_create, model_version_promote
-    from recommender.serving import registry
+    from recommender.serving.registry import registry
 
     call_command("migrate", verbosity=0)
     items = [f"item-{n:06d}" for n in range(n_items)]

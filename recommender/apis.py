@@ -32,7 +32,7 @@ from recommender.services import (
     model_version_rollback,
     user_erase,
 )
-from recommender.serving import recommendations_get, similar_items_get
+from recommender.serving.responses import recommendations_get, similar_items_get
 
 
 def _batch(request, key: str, limit: int) -> list:

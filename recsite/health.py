@@ -6,7 +6,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
-from recommender.serving import registry
+from recommender.serving.registry import registry
 
 
 @never_cache

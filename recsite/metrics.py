@@ -1,6 +1,6 @@
 """Prometheus metrics: the HTTP request metrics, their middleware and the ``/metrics`` view.
 The serving metrics (loaded version, model age, loads) are defined by the app that owns
-them, ``recommender/serving_metrics.py``, and served here with the rest.
+them, ``recommender/serving/metrics.py``, and served here with the rest.
 
 Under gunicorn every worker is a process with its own counters. With
 ``PROMETHEUS_MULTIPROC_DIR`` set (``recsite/gunicorn.conf.py`` sets and empties it) each
@@ -28,7 +28,7 @@ from prometheus_client import (
 )
 
 # Defined (so listed by /metrics) from the first scrape, whether or not serving ran yet.
-from recommender import serving_metrics  # noqa: F401
+from recommender.serving import metrics as serving_metrics  # noqa: F401
 
 WORKER_HEADER = "X-Recsite-Worker"
 

@@ -316,7 +316,7 @@ if not 0 < RECSITE_EVENT_WEIGHT_MAX < 1e30:
 RECSITE_STRICT_CATALOG = env_bool("RECSITE_STRICT_CATALOG", False)
 RECSITE_ARTIFACT_DIR = Path(env_str("RECSITE_ARTIFACT_DIR", str(DATA_DIR / "artifacts")))
 
-# Serving (recommender/serving.py): each process checks the cache key that promote /
+# Serving (recommender/serving/): each process checks the cache key that promote /
 # rollback bump every CHECK seconds and polls the database (active versions, catalog
 # changes) every POLL seconds, which also covers an unreachable or per-process cache.
 RECSITE_SERVING_CHECK_SECONDS = env_float("RECSITE_SERVING_CHECK_SECONDS", 0.5)

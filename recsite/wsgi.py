@@ -10,7 +10,7 @@ application = get_dispatching_application()
 
 # After get_dispatching_application(): serving imports models, loadable only once Django
 # is set up.
-from recommender.serving import registry  # noqa: E402
+from recommender.serving.registry import registry  # noqa: E402
 
 # Load the active models and start watching for promotions in this process (each
 # gunicorn worker imports this module after the fork).

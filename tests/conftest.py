@@ -39,7 +39,7 @@ def pytest_xdist_setupnodes(config, specs) -> None:
 def serving_registry_reset():
     """Every test starts and ends with an empty per-process serving registry, so no test
     serves a model (or a load error) left by another."""
-    from recommender.serving import registry
+    from recommender.serving.registry import registry
 
     registry.reset()
     yield registry

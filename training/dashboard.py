@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry, multiprocess
 from recommender.comparison import metric_name
 from recommender.models import ModelVersion, Recommender, VersionStatus
 from recommender.selectors import events_ingested_per_day
-from recommender.serving import registry
-from recommender.serving_metrics import MODEL_LAST_LOAD_FAILED_NAME, MODEL_VERSION_NAME
+from recommender.serving.metrics import MODEL_LAST_LOAD_FAILED_NAME, MODEL_VERSION_NAME
+from recommender.serving.registry import registry
 from training import charts
 from training.cron import cron_next_runs
 from training.models import FINISHED_STATUSES, LIVE_STATUSES, RunStatus, TrainingRun

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from recommender.models import DataErasure, ErasureKind, Event, Item, Recommender, UserProfile
-from recommender.serving_signal import active_version_changed
+from recommender.serving.signal import active_version_changed
 
 # How many ids of the selection an audit row lists (the counts are always complete).
 DETAIL_IDS_MAX = 100

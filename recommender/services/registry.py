@@ -35,7 +35,7 @@ from recommender.models import (
     VersionStatus,
 )
 from recommender.selectors import active_version_get, rollback_target_get
-from recommender.serving_signal import active_version_changed
+from recommender.serving.signal import active_version_changed
 
 logger = logging.getLogger(__name__)
 

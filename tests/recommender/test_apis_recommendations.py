@@ -11,7 +11,7 @@ import pytest
 from recommender.ids import MAX_ID_LENGTH
 from recommender.models import Item, Scope
 from recommender.renderers import json_bytes
-from recommender.serving import registry
+from recommender.serving.registry import registry
 from tests.factories import EventFactory, ItemFactory
 from tests.recommender.serving_helpers import (
     create_catalog,

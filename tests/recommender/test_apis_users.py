@@ -13,8 +13,8 @@ from recommender.models import (
     Scope,
     UserProfile,
 )
-from recommender.serving import registry
-from recommender.serving_signal import active_version_token
+from recommender.serving.registry import registry
+from recommender.serving.signal import active_version_token
 from tests.factories import EventFactory
 from tests.recommender.serving_helpers import create_catalog, create_version, default_spec
 

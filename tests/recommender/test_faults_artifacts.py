@@ -41,7 +41,7 @@ from recommender.artifacts import ArtifactError, load_artifact
 from recommender.exceptions import VersionNotPromotable
 from recommender.models import ModelVersion, Scope, VersionStatus
 from recommender.services.registry import model_version_promote, model_version_rollback
-from recommender.serving import registry
+from recommender.serving.registry import registry
 from tests.processes import Server
 from tests.recommender.serving_helpers import create_catalog, create_version, default_spec
 

@@ -28,7 +28,7 @@ from recommender.services import (
     model_version_rollback,
     model_versions_prune,
 )
-from recommender.serving_signal import active_version_key
+from recommender.serving.signal import active_version_key
 from tests.factories import ModelVersionFactory, RecommenderFactory
 
 pytestmark = pytest.mark.django_db

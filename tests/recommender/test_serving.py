@@ -7,8 +7,8 @@ from prometheus_client import REGISTRY
 
 from recommender.models import Item, ModelVersion
 from recommender.services.registry import model_version_rollback
-from recommender.serving import registry
-from recommender.serving_signal import active_version_changed
+from recommender.serving.registry import registry
+from recommender.serving.signal import active_version_changed
 from tests.factories import EventFactory
 from tests.recommender.serving_helpers import corrupt, create_catalog, create_version, default_spec
 

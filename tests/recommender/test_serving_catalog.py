@@ -8,7 +8,7 @@ import pytest
 
 from recommender.models import Item
 from recommender.services import item_batch_upsert
-from recommender.serving import registry
+from recommender.serving.registry import registry
 from tests.recommender.serving_helpers import create_catalog, create_version, default_spec
 
 pytestmark = pytest.mark.django_db

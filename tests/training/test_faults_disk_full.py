@@ -22,7 +22,7 @@ from recommender.artifact_store import local_artifact_path
 from recommender.artifacts import load_artifact
 from recommender.models import ModelVersion, PromotionEvent, Recommender, Scope, VersionStatus
 from recommender.services import demo_data_generate
-from recommender.serving import registry
+from recommender.serving.registry import registry
 from training.models import RunStatus, Trigger
 from training.runner import training_run_execute_now
 

@@ -1,9 +1,9 @@
-"""recommender.scoring: pure numpy, hand-computed cases."""
+"""recommender.serving.scoring: pure numpy, hand-computed cases."""
 
 import numpy as np
 import pytest
 
-from recommender import scoring
+from recommender.serving import scoring
 
 INF = -np.inf
 

@@ -1,0 +1,138 @@
+"""The loaded model: which version the database says is active, and that version's
+artifact loaded (memory-mapped), verified against the row and self-tested, with the id
+indexes and norms serving derives from it once per load."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from recommender.artifact_store import local_artifact_path
+from recommender.artifacts import ArtifactError, LoadedArtifact, load_artifact
+from recommender.features import CATEGORY_PREFIX
+from recommender.ids import IdArray, IdIndex
+from recommender.models import ModelVersion, VersionStatus
+from recommender.serving import scoring
+
+
+@dataclass(frozen=True)
+class ActiveVersion:
+    recommender_id: int
+    recommender: str
+    version_id: int
+    number: int
+    artifact_uri: str
+    artifact_sha256: str
+    created_at: datetime
+    # When the version's training data was read (its data window's end); None if unknown.
+    data_read_at: datetime | None = None
+
+
+def _data_read_at(data_window: Any) -> datetime | None:
+    end = data_window.get("end") if isinstance(data_window, dict) else None
+    try:
+        return datetime.fromisoformat(end) if isinstance(end, str) else None
+    except ValueError:
+        return None
+
+
+def active_versions(names: dict[int, str]) -> dict[str, ActiveVersion | None]:
+    """The active version of every recommender in ``names`` (pk -> name; None when it has
+    none)."""
+    active: dict[str, ActiveVersion | None] = {name: None for name in names.values()}
+    rows = ModelVersion.objects.filter(status=VersionStatus.ACTIVE).values_list(
+        "recommender_id",
+        "pk",
+        "number",
+        "artifact_uri",
+        "artifact_sha256",
+        "created_at",
+        "data_window",
+    )
+    for rec_id, pk, number, uri, sha, created, window in rows:
+        if rec_id in names:
+            active[names[rec_id]] = ActiveVersion(
+                rec_id, names[rec_id], pk, number, uri, sha, created, _data_read_at(window)
+            )
+    return active
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A verified artifact plus what serving derives from it once per load."""
+
+    version: ActiveVersion
+    artifact: LoadedArtifact
+    users: IdIndex
+    items: IdIndex
+    category_rows: dict[str, int]  # category name -> row of item_feature_embeddings
+    item_norms: np.ndarray
+    loaded_at: float
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        return self.artifact.arrays
+
+    @property
+    def item_ids(self) -> IdArray:
+        return self.artifact.id_maps["items"]
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def seen(self, user: int) -> np.ndarray:
+        indptr = self.arrays["seen_indptr"]
+        return np.asarray(self.arrays["seen_indices"][indptr[user] : indptr[user + 1]])
+
+    @classmethod
+    def load(cls, version: ActiveVersion) -> LoadedModel:
+        """Load, verify and self-test; raise rather than return something unusable."""
+        artifact = load_artifact(
+            local_artifact_path(version.artifact_uri),
+            verify=True,
+            mmap=True,
+            expected_sha256=version.artifact_sha256,
+        )
+        arrays = artifact.arrays
+        names = artifact.feature_names.get("items", [])
+        if len(names) != arrays["item_feature_embeddings"].shape[0]:
+            raise ArtifactError(
+                "shape_mismatch",
+                f"{len(names)} item feature names for "
+                f"{arrays['item_feature_embeddings'].shape[0]} item feature embeddings",
+            )
+        category_rows = {
+            name.removeprefix(CATEGORY_PREFIX): row
+            for row, name in enumerate(names)
+            if name.startswith(CATEGORY_PREFIX)
+        }
+        model = cls(
+            version=version,
+            artifact=artifact,
+            users=IdIndex(artifact.id_maps["users"]),
+            items=IdIndex(artifact.id_maps["items"]),
+            category_rows=category_rows,
+            item_norms=scoring.row_norms([(arrays["item_embeddings"], arrays["item_biases"])]),
+            loaded_at=time.time(),
+        )
+        model.self_test()
+        return model
+
+    def self_test(self) -> None:
+        """A test prediction: one user's scores and one item's neighbours must be finite
+        numbers of the right length (catches NaN factors and truncated arrays)."""
+        arrays = self.arrays
+        block = [(arrays["item_embeddings"], arrays["item_biases"])]
+        if self.users and self.n_items:
+            scores = scoring.score_blocks(
+                arrays["user_embeddings"][0], float(arrays["user_biases"][0]), block
+            )
+            if scores.shape != (self.n_items,) or not np.isfinite(scores).all():
+                raise ArtifactError("bad_prediction", "the test prediction is not finite")
+        if not np.isfinite(self.item_norms).all() or not np.isfinite(arrays["popularity"]).all():
+            raise ArtifactError("bad_prediction", "item factors or popularity are not finite")

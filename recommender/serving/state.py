@@ -1,0 +1,272 @@
+"""The immutable state one recommender serves in a process, built from arrays: the
+item universe (the model's items, then catalogue items scored through their
+categories), the factor blocks and popularity, and the ranking of one request over them.
+No database access: everything here is computed from a loaded model and a catalogue."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recommender.exceptions import ItemNotFound, NoModel, UnknownCategory
+from recommender.ids import IdArray, IdIndex
+from recommender.serving import scoring
+from recommender.serving.catalog import Catalog
+from recommender.serving.model import LoadedModel
+from recommender.serving.scoring import FactorBlock, Page
+
+UNKNOWN_USER = "unknown_user"
+NO_MODEL = "no_model"
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class ItemUniverse:
+    """The items a state can return, by position: ``head`` (the model's items, in
+    artifact order, or the popularity list) then ``tail`` (catalog items the model has not
+    seen, scored through their categories)."""
+
+    head_ids: IdArray
+    head_index: IdIndex
+    tail_ids: IdArray
+    tail_index: IdIndex
+    blocked: np.ndarray  # positions never returned: inactive or deleted items
+    categories: dict[str, np.ndarray]  # category -> positions
+    # Title and categories by position, for the response, so a request needs no query
+    # for them: ``rows[position]`` is the item's row in the source lists (the catalog's,
+    # shared by every state built from it), -1 for a model item no longer in it.
+    rows: np.ndarray
+    source_titles: list[str]
+    source_categories: list[tuple[str, ...]]
+    # Item primary key -> position, for the user's recent events (which name items by
+    # key): the keys sorted, and each one's position.
+    pks_sorted: np.ndarray
+    pk_positions: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.head_ids) + len(self.tail_ids)
+
+    def title(self, position: int) -> str:
+        row = int(self.rows[position])
+        return self.source_titles[row] if row >= 0 else ""
+
+    def categories_of(self, position: int) -> tuple[str, ...]:
+        row = int(self.rows[position])
+        return self.source_categories[row] if row >= 0 else ()
+
+    def positions_of_pks(self, pks: list[int]) -> np.ndarray:
+        """The position of each item key; -1 for items this universe does not hold."""
+        if not pks or self.pks_sorted.size == 0:
+            return _EMPTY
+        query = np.asarray(pks, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.pks_sorted, query), self.pks_sorted.size - 1)
+        return np.where(self.pks_sorted[at] == query, self.pk_positions[at], -1)
+
+    def positions(self, ids: list[str]) -> np.ndarray:
+        found = self.head_index.positions(ids)
+        missing = np.flatnonzero(found < 0)
+        if missing.size and len(self.tail_index):
+            tail = self.tail_index.positions([ids[i] for i in missing.tolist()])
+            found[missing] = np.where(tail >= 0, tail + len(self.head_ids), -1)
+        return found
+
+    def position(self, item_id: str) -> int | None:
+        found = self.head_index.position(item_id)
+        if found is None and len(self.tail_index):
+            tail = self.tail_index.position(item_id)
+            found = None if tail is None else tail + len(self.head_ids)
+        return found
+
+    def ids_at(self, positions: np.ndarray) -> list[str]:
+        n = len(self.head_ids)
+        if positions.size == 0 or positions.max() < n:
+            return self.head_ids.strings_at(positions)
+        return [self.head_ids[p] if p < n else self.tail_ids[p - n] for p in positions.tolist()]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    page: Page
+    ids: list[str]
+    fallback: str | None
+    # Items eligible before the user's history and ``exclude`` are taken out: what the
+    # API reports as ``total``, so it tells nothing about what the user has seen.
+    catalog_total: int
+
+
+@dataclass(frozen=True, eq=False)
+class ServingState:
+    """Everything one recommender serves in this process. Immutable: a change builds a
+    new one and swaps the reference."""
+
+    recommender: str
+    model: LoadedModel | None  # None: popularity from the database, no model loaded
+    universe: ItemUniverse
+    blocks: tuple[FactorBlock, ...]
+    popularity: np.ndarray  # scores for users the model does not know
+    norms: np.ndarray
+    catalog_stamp: tuple[Any, int]
+    built_at: float = field(default_factory=time.time)
+    # Users erased after the model's data was read: served as unknown users until a
+    # model trained without them is active.
+    forgotten_users: frozenset[str] = frozenset()
+
+    @property
+    def version_number(self) -> int | None:
+        return self.model.version.number if self.model else None
+
+    def rank(
+        self,
+        *,
+        user_id: str,
+        seen: list[int],
+        exclude: list[str],
+        category: str | None,
+        offset: int,
+        limit: int,
+    ) -> Ranking:
+        """The user's page: model scores (or popularity), minus seen (item keys),
+        excluded (item ids) and blocked items, within ``category`` when given."""
+        model = self.model
+        forgotten = user_id in self.forgotten_users
+        user = model.users.position(user_id) if model and not forgotten else None
+        if model is None:
+            scores, fallback = self.popularity.copy(), NO_MODEL
+        elif user is None:
+            scores, fallback = self.popularity.copy(), UNKNOWN_USER
+        else:
+            arrays = model.arrays
+            scores = scoring.score_blocks(
+                arrays["user_embeddings"][user], float(arrays["user_biases"][user]), self.blocks
+            )
+            fallback = None
+        scoring.mask(scores, self.universe.blocked)
+        if category is not None:
+            allowed = self.universe.categories.get(category)
+            if allowed is None:
+                raise UnknownCategory(
+                    f"No item of the catalogue served by {self.recommender!r} has the category "
+                    f"{category!r}.",
+                    category=category,
+                )
+            scores = scoring.restrict(scores, allowed)
+        catalog_total = scoring.eligible_count(scores)
+        if user is not None:
+            scoring.mask(scores, model.seen(user))
+        if seen:
+            scoring.mask(scores, self.universe.positions_of_pks(seen))
+        if exclude:
+            scoring.mask(scores, self.universe.positions(exclude))
+        page = scoring.rank_page(scores, offset=offset, limit=limit)
+        return Ranking(page, self.universe.ids_at(page.indices), fallback, catalog_total)
+
+    def similar(self, *, item_id: str, limit: int) -> Ranking:
+        """Nearest items by cosine of the item embeddings (new items included)."""
+        if self.model is None:
+            raise NoModel(
+                f"Recommender {self.recommender!r} has no model loaded: similar items need "
+                "item embeddings.",
+                recommender=self.recommender,
+            )
+        position = self.universe.position(item_id)
+        if position is None:
+            raise ItemNotFound(
+                f"Item {item_id!r} is not known to the model (nor a catalog item with a "
+                "category the model knows).",
+                item_id=item_id,
+            )
+        head = len(self.universe.head_ids)
+        embeddings = self.blocks[0][0] if position < head else self.blocks[1][0]
+        vector = np.asarray(embeddings[position if position < head else position - head])
+        scores = scoring.cosine_blocks(vector, self.blocks, self.norms)
+        scores[position] = scoring.MASKED
+        scoring.mask(scores, self.universe.blocked)
+        page = scoring.rank_page(scores, offset=0, limit=limit)
+        return Ranking(page, self.universe.ids_at(page.indices), None, page.total)
+
+
+def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
+    """Align a loaded model with the catalog: block inactive and deleted items, score new
+    items with known categories through the category embeddings."""
+    arrays = model.arrays
+    item_ids = model.item_ids
+    head_rows = catalog.index.positions(item_ids)
+    head_ok = head_rows >= 0
+    head_ok[head_ok] = catalog.active[head_rows[head_ok]]
+    in_model = model.items.positions(catalog.ids) >= 0
+
+    # Catalog items the model has not seen, active, with at least one category it knows:
+    # scored through the mean of those categories' factors.
+    names, indptr, indices = catalog.category_matrix
+    feature_of_name = np.asarray([model.category_rows.get(n, -1) for n in names], np.int64)
+    features = feature_of_name[indices] if indices.size else indices
+    row_of_entry = np.repeat(np.arange(len(catalog.ids)), np.diff(indptr))
+    known = features >= 0
+    known_per_row = np.bincount(row_of_entry[known], minlength=len(catalog.ids))
+    is_tail = ~in_model & catalog.active & (known_per_row > 0)
+    tail_rows = np.flatnonzero(is_tail)
+    tail = scoring.category_factors_flat(
+        arrays["item_feature_embeddings"],
+        arrays["item_feature_biases"],
+        features[known & is_tail[row_of_entry]],
+        known_per_row[tail_rows],
+    )
+    tail_ids = catalog.ids.take(tail_rows)
+
+    rows = np.concatenate([head_rows, tail_rows])
+    universe = ItemUniverse(
+        head_ids=item_ids,
+        head_index=model.items,
+        tail_ids=tail_ids,
+        tail_index=IdIndex(tail_ids),
+        blocked=np.flatnonzero(~head_ok).astype(np.int64),
+        **universe_columns(
+            rows, catalog.pks, catalog.titles, catalog.categories, catalog.rows_by_category
+        ),
+    )
+    blocks = ((arrays["item_embeddings"], arrays["item_biases"]), tail)
+    return ServingState(
+        recommender=model.version.recommender,
+        model=model,
+        universe=universe,
+        blocks=blocks,
+        popularity=np.concatenate(
+            [np.asarray(arrays["popularity"], np.float32), np.zeros(len(tail_rows), np.float32)]
+        ),
+        norms=np.concatenate([model.item_norms, scoring.row_norms([tail])]),
+        catalog_stamp=catalog.stamp,
+    )
+
+
+def universe_columns(
+    rows: np.ndarray,
+    pks: np.ndarray,
+    titles: list[str],
+    categories: list[tuple[str, ...]],
+    rows_by_category: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """``ItemUniverse``'s fields that come from the source rows: ``rows[position]`` is the
+    row (-1: none) the item at ``position`` comes from. All numpy: no loop over items."""
+    held = rows >= 0
+    positions = np.flatnonzero(held)
+    position_of_row = np.full(len(titles), -1, dtype=np.int64)
+    position_of_row[rows[held]] = positions
+    by_category = {}
+    for name, category_rows in rows_by_category.items():
+        found = position_of_row[category_rows]
+        found = np.sort(found[found >= 0])
+        if found.size:
+            by_category[name] = found
+    keys = pks[rows[held]]
+    order = np.argsort(keys, kind="stable")
+    return {
+        "categories": by_category,
+        "rows": rows,
+        "source_titles": titles,
+        "source_categories": categories,
+        "pks_sorted": keys[order],
+        "pk_positions": positions[order],
+    }
