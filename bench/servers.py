@@ -97,8 +97,11 @@ class Service:
                 self.process.wait()
 
 
-def recsite(env: dict[str, str], *, port: int, workers: int, threads: int, log: Path) -> Service:
-    """recsite under ``recsite/gunicorn.conf.py`` with its production settings."""
+def recsite(
+    env: dict[str, str], *, port: int, workers: int, threads: int, log: Path, cwd: Path = ROOT
+) -> Service:
+    """recsite under ``recsite/gunicorn.conf.py`` with its production settings, from the
+    checkout ``cwd`` (another commit's tree for an A/B comparison)."""
     gunicorn = Path(sys.executable).parent / "gunicorn"
     return Service(
         "recsite",
@@ -113,6 +116,7 @@ def recsite(env: dict[str, str], *, port: int, workers: int, threads: int, log: 
         },
         log=log,
         ready_path="/readyz",
+        cwd=cwd,
     )
 
 

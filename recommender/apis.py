@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
@@ -134,7 +135,7 @@ class UserApi(APIView):
     )
     def delete(self, request, user_id: str):
         path_id_check("user_id", user_id)
-        data = query_validate(USER_ERASE_QUERY, request)
+        data = query_validate(USER_ERASE_QUERY, request.query_params)
         user_erase(
             user_id=user_id,
             actor_label=f"api-key:{request.auth.prefix} ({request.auth.name})",
@@ -186,19 +187,21 @@ class RecommenderQuery(serializers.Serializer):
 RECOMMENDER_QUERY = RecommenderQuery()
 
 
-def query_validate(query: serializers.Serializer, request) -> dict:
-    """``query``'s fields validated from the request's query string (400 on errors).
+def query_validate(query: serializers.Serializer, params: QueryDict) -> dict:
+    """``query``'s fields validated from a query string (400 on errors).
 
     ``query`` is an instance built once at import: DRF deep-copies a serializer's fields
     for every new instance, which on the recommendations path cost more than the
     scoring. Validating through a shared instance is safe: ``run_validation`` keeps no
     state on it."""
-    return query.run_validation(request.query_params)
+    return query.run_validation(params)
 
 
 def recommender_from_query(request) -> Recommender:
     """The recommender named by ``?recommender=`` (default ``default``); 400 / 404."""
-    return recommender_get(name=query_validate(RECOMMENDER_QUERY, request)["recommender"])
+    return recommender_get(
+        name=query_validate(RECOMMENDER_QUERY, request.query_params)["recommender"]
+    )
 
 
 def paginated_response(request, view: APIView, queryset, output: type) -> Response:
@@ -377,16 +380,59 @@ class JsonOnly(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+# A serving endpoint: ``answer`` turns the query string and the path's ids into the
+# response body. Its GET is served by a plain Django view
+# (``recommender.serving_views.serving_view``) that runs this class's authentication,
+# permissions, throttles, error answers and renderer without DRF's dispatch; this DRF view
+# documents the endpoint in the schema and answers the other methods (HEAD, OPTIONS, 405).
+# (A comment, not a docstring: drf-spectacular would publish an inherited docstring as the
+# operations' description.)
 class ServingApi(APIView):
     permission_classes = [HasScope(Scope.RECOMMENDATIONS_READ)]
     renderer_classes = [OrjsonRenderer]
     content_negotiation_class = JsonOnly
 
+    @staticmethod
+    def answer(params: QueryDict, **path: str) -> dict:
+        raise NotImplementedError
 
-class RecommendationsApi(ServingApi):
-    """Thin: validation here, the work in ``recommender.serving``."""
+    def get(self, request, **path: str) -> Response:
+        return Response(self.answer(request.query_params, **path))
 
-    @extend_schema(
+
+def recommendations_answer(params: QueryDict, *, user_id: str) -> dict:
+    """The body of ``GET recommendations/{user_id}``: validation here, the work in
+    ``recommender.serving``."""
+    path_id_check("user_id", user_id)
+    data = query_validate(RECOMMENDATIONS_QUERY, params)
+    page = recommendations_get(
+        recommender=data["recommender"],
+        user_id=user_id,
+        limit=data["limit"],
+        offset=data["offset"],
+        exclude=data["exclude"],
+        category=data.get("category"),
+    )
+    # A plain dict, not the output serializer (which documents the shape): it is the
+    # hot path, and serializing 100 items field by field costs more than the scoring.
+    return {
+        "recommender": page.recommender,
+        "user_id": page.user_id,
+        "model_version": page.model_version,
+        "recommendation_id": page.recommendation_id,
+        "fallback": page.fallback,
+        "items": page.items,
+        "pagination": {
+            "limit": page.limit,
+            "offset": page.offset,
+            "total": page.total,
+            "has_more": page.has_more,
+        },
+    }
+
+
+@extend_schema_view(
+    get=extend_schema(
         parameters=[RecommendationsQuery],
         responses={
             200: RecommendationsOutput,
@@ -402,35 +448,9 @@ class RecommendationsApi(ServingApi):
             "either. Pages are consistent within one `model_version`."
         ),
     )
-    def get(self, request, user_id: str):
-        path_id_check("user_id", user_id)
-        data = query_validate(RECOMMENDATIONS_QUERY, request)
-        page = recommendations_get(
-            recommender=data["recommender"],
-            user_id=user_id,
-            limit=data["limit"],
-            offset=data["offset"],
-            exclude=data["exclude"],
-            category=data.get("category"),
-        )
-        # A plain dict, not the output serializer (which documents the shape): it is the
-        # hot path, and serializing 100 items field by field costs more than the scoring.
-        return Response(
-            {
-                "recommender": page.recommender,
-                "user_id": page.user_id,
-                "model_version": page.model_version,
-                "recommendation_id": page.recommendation_id,
-                "fallback": page.fallback,
-                "items": page.items,
-                "pagination": {
-                    "limit": page.limit,
-                    "offset": page.offset,
-                    "total": page.total,
-                    "has_more": page.has_more,
-                },
-            }
-        )
+)
+class RecommendationsApi(ServingApi):
+    answer = staticmethod(recommendations_answer)
 
 
 class SimilarItemsQuery(RecommenderQuery):
@@ -440,8 +460,15 @@ class SimilarItemsQuery(RecommenderQuery):
 SIMILAR_ITEMS_QUERY = SimilarItemsQuery()
 
 
-class SimilarItemsApi(ServingApi):
-    @extend_schema(
+def similar_items_answer(params: QueryDict, *, item_id: str) -> dict:
+    """The body of ``GET items/{item_id}/similar``."""
+    path_id_check("item_id", item_id)
+    data = query_validate(SIMILAR_ITEMS_QUERY, params)
+    return similar_items_get(recommender=data["recommender"], item_id=item_id, limit=data["limit"])
+
+
+@extend_schema_view(
+    get=extend_schema(
         parameters=[SimilarItemsQuery],
         responses={
             200: SimilarItemsOutput,
@@ -451,9 +478,6 @@ class SimilarItemsApi(ServingApi):
         },
         summary="Items nearest to an item by the model's item embeddings (cosine)",
     )
-    def get(self, request, item_id: str):
-        path_id_check("item_id", item_id)
-        data = query_validate(SIMILAR_ITEMS_QUERY, request)
-        return Response(
-            similar_items_get(recommender=data["recommender"], item_id=item_id, limit=data["limit"])
-        )
+)
+class SimilarItemsApi(ServingApi):
+    answer = staticmethod(similar_items_answer)

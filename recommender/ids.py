@@ -99,11 +99,10 @@ class IdArray:
         starts = self.offsets[at].tolist()
         ends = self.offsets[at + 1].tolist()
         if at.size < _BULK:
-            blob = self.blob
-            return [
-                bytes(blob[a:b]).decode(_ENCODING, _ERRORS)
-                for a, b in zip(starts, ends, strict=True)
-            ]
+            # Slices of a memoryview, not of the array: slicing a memory-mapped array
+            # builds a ``memmap`` object each time (Python-level ``__array_finalize__``).
+            blob = memoryview(self.blob)
+            return [str(blob[a:b], _ENCODING, _ERRORS) for a, b in zip(starts, ends, strict=True)]
         # Many: slice one bytes copy of the blob (a str when it is ASCII: byte offsets
         # are then character offsets), which is ~10x faster than a numpy slice per id.
         raw = np.asarray(self.blob).tobytes()

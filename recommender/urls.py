@@ -1,6 +1,7 @@
 from django.urls import path, register_converter
 
 from recommender import apis
+from recommender.serving_views import serving_view
 
 
 class ExternalIdConverter:
@@ -22,7 +23,18 @@ class ExternalIdConverter:
 
 register_converter(ExternalIdConverter, "external_id")
 
+# The serving endpoints first: they take most requests, and patterns are tried in order.
 urlpatterns = [
+    path(
+        "recommendations/<external_id:user_id>",
+        serving_view(apis.RecommendationsApi),
+        name="recommendations",
+    ),
+    path(
+        "items/<external_id:item_id>/similar",
+        serving_view(apis.SimilarItemsApi),
+        name="similar-items",
+    ),
     path("events", apis.EventBatchApi.as_view(), name="events"),
     path("items", apis.ItemBatchApi.as_view(), name="items"),
     path("users/<external_id:user_id>", apis.UserApi.as_view(), name="user"),
@@ -38,12 +50,4 @@ urlpatterns = [
         name="model-version-rollback",
     ),
     path("models/active", apis.ActiveModelApi.as_view(), name="models-active"),
-    path(
-        "recommendations/<external_id:user_id>",
-        apis.RecommendationsApi.as_view(),
-        name="recommendations",
-    ),
-    path(
-        "items/<external_id:item_id>/similar", apis.SimilarItemsApi.as_view(), name="similar-items"
-    ),
 ]

@@ -7,10 +7,12 @@ from recsite import api_errors, health, metrics
 handler404 = "recsite.api_errors.json_404"
 handler500 = "recsite.api_errors.json_500"
 
+# The API first (the serving endpoints first among its routes): Django tries the patterns
+# in order on every request, and the admin's are many.
 urlpatterns = [
-    path("admin/", admin.site.urls),
     path("api/v1/", include("recommender.urls")),
     path("api/v1/", include("training.urls")),
+    path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", health.healthz, name="healthz"),

@@ -10,7 +10,7 @@ import pytest
 
 from recommender.ids import MAX_ID_LENGTH
 from recommender.models import Item, Scope
-from recommender.renderers import OrjsonRenderer
+from recommender.renderers import json_bytes
 from recommender.serving.registry import registry
 from tests.factories import EventFactory, ItemFactory
 from tests.recommender.serving_helpers import (
@@ -468,6 +468,6 @@ def test_the_serving_endpoints_are_written_by_orjson_errors_included(api, model)
         api.get("/api/v1/items/nope/similar"),
         get(api, "user-0", limit=0),
     ):
-        assert isinstance(response.accepted_renderer, OrjsonRenderer)
+        assert response.content == json_bytes(response.json())
     assert response.status_code == 400
     assert response.json()["error"]["code"]
