@@ -125,9 +125,11 @@ def _artifact_verify(version: ModelVersion) -> None:
     not the last line. A store that does not answer refuses too (503): no host could
     fetch the version."""
     try:
-        # The store holds it (every host can fetch it), then this host's verified copy.
-        artifact_store_check(uri=version.artifact_uri, sha256=version.artifact_sha256, verify=False)
+        # This host's verified copy (every check, each damage reported as what it is),
+        # then that the store still holds it: a copy cached here proves nothing about
+        # the other hosts.
         artifact_load(uri=version.artifact_uri, sha256=version.artifact_sha256)
+        artifact_store_check(uri=version.artifact_uri, sha256=version.artifact_sha256, verify=False)
     except ArtifactError as exc:
         raise VersionNotPromotable(
             f"The artifact of version {version.number} fails verification ({exc.code}: "

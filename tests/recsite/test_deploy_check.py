@@ -50,7 +50,7 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         "SECRET_KEY": secrets.token_urlsafe(50),
         "DATABASE_URL": "postgres://recsite:secret@127.0.0.1:1/recsite",
         "RECSITE_DATA_DIR": str(tmp_path / "var"),
-        "RECSITE_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+        "RECSITE_ARTIFACT_STORE": (tmp_path / "artifacts").as_uri(),
         "STATIC_ROOT": str(tmp_path / "static"),
     }
 
