@@ -99,8 +99,7 @@ def test_training_reads_what_the_replica_has_replayed_and_records_it(replicated)
     seen_by_standby = replicated.events(replicated.standby)
     (replayed_until,) = replicated.query(
         replicated.standby,
-        "SELECT coalesce(pg_last_xact_replay_timestamp(), max(ingested_at)) "
-        "FROM recommender_event",
+        "SELECT coalesce(pg_last_xact_replay_timestamp(), max(ingested_at)) FROM recommender_event",
     )[0]
     replicated.manage(
         "generate_demo_data", "--users", "80", "--items", "40", "--events", "3000", "--seed", "2"
