@@ -1,5 +1,6 @@
 """What the benchmark scripts share: the machine they ran on, PostgreSQL scratch
-databases, and writing their own marked section of docs/BENCHMARKS.md.
+databases, running ``manage.py`` against one, and writing their own marked section of
+docs/BENCHMARKS.md.
 
 Imported as ``common`` (the scripts run as ``python bench/<name>.py``)."""
 
@@ -7,8 +8,14 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
+import secrets
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -94,3 +101,52 @@ def write_section(start_marker: str, end_marker: str, section: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
     BENCHMARKS_MD.write_text(text)
+
+
+def command_env(database_url: str, data_dir: Path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update(
+        DATABASE_URL=database_url,
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        RECSITE_DATA_DIR=str(data_dir),
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class Timed:
+    wall: float  # seconds from start to exit
+    cpu: float  # user + system CPU seconds of the process (all its threads)
+    done: subprocess.CompletedProcess[str]
+
+
+def timed_run(command: list[str], env: dict[str, str]) -> Timed:
+    """Run a command to completion; its wall time and CPU time (less sensitive than wall
+    time to other jobs on a shared machine)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timed(wall=wall, cpu=cpu, done=done)
+
+
+def manage(env: dict[str, str], *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run ``manage.py ARGS`` and return (wall seconds, the completed process)."""
+    timed = timed_run([sys.executable, str(ROOT / "manage.py"), *args], env)
+    return timed.wall, timed.done
+
+
+def manage_ok(env: dict[str, str], *args: str) -> float:
+    seconds, done = manage(env, *args)
+    if done.returncode != 0:
+        sys.exit(f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return seconds

@@ -41,13 +41,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import secrets
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +55,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import BENCHMARKS_MD, ROOT, machine_info, postgres_version, write_section
+from common import (
+    BENCHMARKS_MD,
+    ROOT,
+    command_env,
+    machine_info,
+    manage_ok,
+    postgres_version,
+    timed_run,
+    write_section,
+)
 
 SECTION_START = "<!-- bench/training.py: start -->"
 SECTION_END = "<!-- bench/training.py: end -->"
@@ -92,23 +97,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def command_env(database_url: str, data_dir: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
-    }
-    env.update(
-        DATABASE_URL=database_url,
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        RECSITE_DATA_DIR=str(data_dir),
-        LOG_LEVEL="WARNING",
-    )
-    return env
-
-
 def pg_connect(url: str) -> Any:
     import psycopg2
 
@@ -138,38 +126,6 @@ def fresh_database(server_url: str, name: str, keep: bool) -> Iterator[str]:
             with admin.cursor() as cursor:
                 cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
-
-
-@dataclass(frozen=True)
-class Timed:
-    wall: float  # seconds from start to exit
-    cpu: float  # user + system CPU seconds of the process (all its threads)
-    done: subprocess.CompletedProcess[str]
-
-
-def timed_run(command: list[str], env: dict[str, str]) -> Timed:
-    """Run a command to completion; its wall time and CPU time (less sensitive than wall
-    time to other jobs on a shared machine)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Timed(wall=wall, cpu=cpu, done=done)
-
-
-def manage(env: dict[str, str], *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """Run ``manage.py ARGS`` and return (wall seconds, the completed process)."""
-    timed = timed_run([sys.executable, str(ROOT / "manage.py"), *args], env)
-    return timed.wall, timed.done
-
-
-def manage_ok(env: dict[str, str], *args: str) -> float:
-    seconds, done = manage(env, *args)
-    if done.returncode != 0:
-        sys.exit(f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds
 
 
 # --- the bare LightFM script --------------------------------------------------------------

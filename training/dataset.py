@@ -12,7 +12,6 @@ forgets users erased after that moment, not after the run started."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,8 +23,8 @@ from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connec
 from django.db.models import Max
 from django.utils import timezone
 
-from recommender.ingest import weight_problem
 from recommender.models import Event, Item, Recommender, UserProfile
+from training.event_copy import RawEvents, events_copy
 from training.exceptions import TrainingDatabaseUnavailable
 
 _CHUNK = 20_000
@@ -77,9 +76,12 @@ def _replayed_until(alias: str) -> datetime | None:
 
 @dataclass(frozen=True)
 class EventColumns:
-    """One row per event kept for training, in timestamp order."""
+    """One row per event kept for training, in timestamp order. Users are coded once:
+    ``users`` holds each distinct external id (in string order), ``user_codes`` each
+    event's index into it, so no string is repeated per event."""
 
-    user_ids: np.ndarray  # external user ids (str)
+    users: np.ndarray  # distinct external user ids (object), sorted
+    user_codes: np.ndarray  # int64, one per event
     item_pks: np.ndarray  # Item primary keys (int64)
     weights: np.ndarray  # effective weights: type weight x the event's own weight
     timestamps: np.ndarray  # Unix seconds (int64)
@@ -93,6 +95,11 @@ class EventColumns:
 
     def __len__(self) -> int:
         return len(self.item_pks)
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        """Each event's external user id (an object array of references, not copies)."""
+        return self.users[self.user_codes]
 
 
 @dataclass(frozen=True)
@@ -124,49 +131,83 @@ def events_load(*, recommender: Recommender, now: datetime | None = None) -> Eve
 def _events_read(recommender: Recommender, now: datetime | None, alias: str) -> EventColumns:
     start, end = training_window(recommender=recommender, now=now)
     replayed = _replayed_until(alias)
-    source = PRIMARY if alias == DEFAULT_DB_ALIAS else REPLICA
     if replayed is not None:
         end = min(end, replayed)
+    types = list(recommender.event_weights)
+    if connections[alias].vendor == "postgresql":
+        raw = events_copy(alias=alias, start=start, end=end, event_types=types)
+    else:
+        raw = events_iterate(alias, start, end, types)
+    type_weights = np.asarray([float(recommender.event_weights[t]) for t in types], np.float64)
+    own = raw.own_weights
+    own_ok = ~raw.has_own_weight | (
+        np.isfinite(own) & (own > 0) & (own <= settings.RECSITE_EVENT_WEIGHT_MAX)
+    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        effective = (
+            type_weights[raw.type_codes] * np.where(raw.has_own_weight, own, 1.0)
+            if len(types)
+            else np.zeros(len(own))
+        )
+    keep = own_ok & np.isfinite(effective) & (np.abs(effective) <= float(np.finfo(np.float32).max))
+    users, user_codes = raw.users, raw.user_codes
+    if not keep.all():
+        used, user_codes = np.unique(user_codes[keep], return_inverse=True)
+        users = users[used]
+    return EventColumns(
+        users=users,
+        user_codes=user_codes.astype(np.int64),
+        item_pks=raw.item_pks[keep],
+        weights=effective[keep].astype(np.float32),
+        timestamps=raw.timestamps[keep],
+        window_start=start,
+        window_end=end,
+        ignored_types=raw.ignored_types,
+        source=PRIMARY if alias == DEFAULT_DB_ALIAS else REPLICA,
+        invalid_weights=int((~keep).sum()),
+    )
+
+
+def events_iterate(
+    alias: str, start: datetime | None, end: datetime, types: list[str]
+) -> RawEvents:
+    """``events_copy``'s result from a row iterator, for databases without binary COPY
+    (SQLite: the embedded default, where the data is small)."""
     events = Event.objects.using(alias).filter(timestamp__lte=end)
     if start is not None:
         events = events.filter(timestamp__gt=start)
+    code_of_type = {name: code for code, name in enumerate(types)}
+    users: list[str] = []
+    items: list[int] = []
+    type_codes: list[int] = []
+    own: list[float] = []
+    has_own: list[bool] = []
+    stamps: list[float] = []
+    ignored: dict[str, int] = {}
     rows = events.order_by("timestamp", "id").values_list(
         "user_external_id", "item_id", "event_type", "weight", "timestamp"
     )
-    type_weights = {name: float(value) for name, value in recommender.event_weights.items()}
-    users: list[str] = []
-    items: list[int] = []
-    weights: list[float] = []
-    stamps: list[float] = []
-    ignored: dict[str, int] = {}
-    invalid_weights = 0
-    weight_max = settings.RECSITE_EVENT_WEIGHT_MAX
-    float32_max = float(np.finfo(np.float32).max)
     for user, item, event_type, weight, stamp in rows.iterator(chunk_size=_CHUNK):
-        type_weight = type_weights.get(event_type)
-        if type_weight is None:
+        code = code_of_type.get(event_type)
+        if code is None:
             ignored[event_type] = ignored.get(event_type, 0) + 1
-            continue
-        effective = type_weight * (1.0 if weight is None else weight)
-        if (weight is not None and weight_problem(weight, weight_max)) or not (
-            math.isfinite(effective) and abs(effective) <= float32_max
-        ):
-            invalid_weights += 1
             continue
         users.append(user)
         items.append(item)
-        weights.append(effective)
+        type_codes.append(code)
+        own.append(0.0 if weight is None else weight)
+        has_own.append(weight is not None)
         stamps.append(stamp.timestamp())
-    return EventColumns(
-        user_ids=np.array(users, dtype=object),
-        item_pks=np.array(items, dtype=np.int64),
-        weights=np.array(weights, dtype=np.float32),
-        timestamps=np.array(stamps, dtype=np.float64).astype(np.int64),
-        window_start=start,
-        window_end=end,
+    distinct, codes = np.unique(np.asarray(users, dtype=object), return_inverse=True)
+    return RawEvents(
+        users=distinct,
+        user_codes=codes.astype(np.int64),
+        item_pks=np.asarray(items, dtype=np.int64),
+        type_codes=np.asarray(type_codes, dtype=np.int32),
+        own_weights=np.asarray(own, dtype=np.float64),
+        has_own_weight=np.asarray(has_own, dtype=bool),
+        timestamps=np.floor(np.asarray(stamps, dtype=np.float64)).astype(np.int64),
         ignored_types=ignored,
-        source=source,
-        invalid_weights=invalid_weights,
     )
 
 

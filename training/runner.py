@@ -333,7 +333,7 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
 
 
 def _build(recommender: Recommender, events: EventColumns) -> _Data:
-    users, user_index = IdMap.from_values(events.user_ids)
+    users, user_index = IdMap(events.users), events.user_codes
     item_pks, item_index = np.unique(events.item_pks, return_inverse=True)
     catalog = catalog_load(item_pks=item_pks)
     items = IdMap(np.asarray(catalog.external_ids, dtype=np.str_))
