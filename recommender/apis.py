@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from recommender.auth import HasScope, api_key_actor_label
 from recommender.exceptions import BatchTooLarge, NoActiveVersion
 from recommender.ids import MAX_ID_LENGTH
+from recommender.metrics import ingest_count, served_response_count
 from recommender.models import Recommender, Scope, api_key_client
 from recommender.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
 from recommender.renderers import OrjsonRenderer
@@ -99,8 +100,13 @@ class EventBatchApi(APIView):
         summary="Send a batch of interaction events (idempotent on event_id per API key name)",
     )
     def post(self, request):
-        entries = _batch(request, "events", settings.RECSITE_EVENT_BATCH_MAX)
-        result = event_batch_ingest(raw_events=entries, client=api_key_client(request.auth.name))
+        client = api_key_client(request.auth.name)
+        try:
+            entries = _batch(request, "events", settings.RECSITE_EVENT_BATCH_MAX)
+        except BatchTooLarge as exc:
+            ingest_count(client=client, refused=exc.detail["received"], code=exc.code)
+            raise
+        result = event_batch_ingest(raw_events=entries, client=client)
         return Response(EventBatchOutSerializer(result).data, status=201)
 
 
@@ -413,6 +419,9 @@ def recommendations_answer(params: QueryDict, *, user_id: str) -> dict:
         exclude=data["exclude"],
         category=data.get("category"),
     )
+    served_response_count(
+        recommender=page.recommender, endpoint="recommendations", fallback=page.fallback
+    )
     # A plain dict, not the output serializer (which documents the shape): it is the
     # hot path, and serializing 100 items field by field costs more than the scoring.
     return {
@@ -464,7 +473,11 @@ def similar_items_answer(params: QueryDict, *, item_id: str) -> dict:
     """The body of ``GET items/{item_id}/similar``."""
     path_id_check("item_id", item_id)
     data = query_validate(SIMILAR_ITEMS_QUERY, params)
-    return similar_items_get(recommender=data["recommender"], item_id=item_id, limit=data["limit"])
+    similar = similar_items_get(
+        recommender=data["recommender"], item_id=item_id, limit=data["limit"]
+    )
+    served_response_count(recommender=similar["recommender"], endpoint="similar", fallback=None)
+    return similar
 
 
 @extend_schema_view(

@@ -14,7 +14,9 @@ live here too; ``recommender.models`` uses them for its fields."""
 
 from __future__ import annotations
 
+import functools
 import math
+import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +59,7 @@ class ChampionNoOverlapPolicy(models.TextChoices):
 
 
 INT, FLOAT, CHOICE, BOOL, WEIGHTS = "int", "float", "choice", "bool", "weights"
+TIMEZONE = "timezone"  # an IANA time zone name
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class Setting:
         """``from 1 to 512``, ``greater than 0 and less than 1``, ``one of a, b``."""
         if self.kind == CHOICE:
             return "one of " + ", ".join(self.choices)
+        if self.kind == TIMEZONE:
+            return "an IANA time zone name, e.g. Europe/London or UTC"
         low = (
             f"greater than {self.minimum:g}"
             if self.minimum_exclusive
@@ -107,6 +112,8 @@ class Setting:
             return value
         if self.kind == WEIGHTS:
             return _clean_weights(value, self)
+        if self.kind == TIMEZONE:
+            return _clean_timezone(value)
         return _clean_number(value, self)
 
     def within(self, number: float) -> bool:
@@ -163,6 +170,22 @@ def _clean_weights(value: Any, setting: Setting) -> dict[str, float]:
     return {event_type: float(weight) for event_type, weight in value.items()}
 
 
+@functools.cache
+def time_zone_names() -> frozenset[str]:
+    """The IANA names the system's (or the tzdata package's) database knows."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _clean_timezone(value: Any) -> str:
+    if not isinstance(value, str) or value not in time_zone_names():
+        raise ValidationError(
+            f"{value!r} is not a time zone: give an IANA name such as Europe/London, "
+            "America/New_York, Asia/Colombo or UTC.",
+            code="setting_invalid",
+        )
+    return value
+
+
 def _int(name: str, minimum: int, maximum: int, *, nullable: bool = False) -> Setting:
     return Setting(name, INT, minimum, maximum, nullable=nullable)
 
@@ -213,6 +236,8 @@ SETTINGS: dict[str, Setting] = {
         _choice("promotion_policy", PromotionPolicy.values),
         Setting("refit_on_full_data", BOOL),
         _int("versions_kept", 1, 1000),
+        # Schedule (the cron itself is checked by recommender.models.validate_schedule_cron)
+        Setting("schedule_timezone", TIMEZONE),
     )
 }
 

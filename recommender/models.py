@@ -192,8 +192,14 @@ def default_event_weights() -> dict[str, float]:
     return dict(settings.RECSITE_EVENT_TYPES)
 
 
+def default_schedule_timezone() -> str:
+    """A new recommender's schedule is in ``RECSITE_SCHEDULE_TIMEZONE`` (UTC by default)."""
+    return settings.RECSITE_SCHEDULE_TIMEZONE
+
+
 def validate_schedule_cron(value: str) -> None:
-    """A five-field cron expression in UTC (``minute hour day-of-month month day-of-week``)."""
+    """A five-field cron expression (``minute hour day-of-month month day-of-week``), read
+    in the recommender's ``schedule_timezone``."""
     value = (value or "").strip()
     if not value:
         return
@@ -201,7 +207,7 @@ def validate_schedule_cron(value: str) -> None:
     if len(fields) != 5:
         raise ValidationError(
             f"{value!r} is not a cron expression: give 5 fields (minute hour day-of-month "
-            f'month day-of-week, in UTC), for example "0 3 * * *"; got {len(fields)}.',
+            f'month day-of-week), for example "0 3 * * *"; got {len(fields)}.',
             code="invalid_cron",
         )
     try:
@@ -331,7 +337,16 @@ class Recommender(models.Model):
         blank=True,
         default="",
         validators=[validate_schedule_cron],
-        help_text='Cron expression in UTC, e.g. "0 3 * * *"; empty = no schedule.',
+        help_text='Cron expression in the schedule\'s time zone, e.g. "30 18 * * *" (daily at '
+        "18:30); empty = no schedule.",
+    )
+    schedule_timezone = models.CharField(
+        max_length=64,
+        default=default_schedule_timezone,
+        help_text="The IANA time zone the cron is read in, e.g. Europe/London, "
+        "America/New_York, Asia/Colombo, UTC. Daylight saving: a time that does not exist "
+        "on the day the clocks go forward runs that much later (02:30 -> 03:30); a time "
+        "that occurs twice when they go back runs once, the first time.",
     )
     schedule_enabled = models.BooleanField(default=False)
     periodic_task = models.OneToOneField(

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from django.utils import timezone
 from rest_framework import serializers
 
-from recommender.config_schema import BOOL, CHOICE, FLOAT, INT, SETTINGS
+from recommender.config_schema import BOOL, CHOICE, FLOAT, INT, SETTINGS, TIMEZONE
 from recommender.models import ModelVersion, PromotionEvent
 
 
@@ -41,6 +41,8 @@ def config_serializer_fields(names: Iterable[str]) -> dict[str, serializers.Fiel
             field = serializers.ChoiceField(choices=setting.choices, **common)
         elif setting.kind == BOOL:
             field = serializers.BooleanField(**common)
+        elif setting.kind == TIMEZONE:
+            field = serializers.CharField(help_text="An IANA time zone name.", **common)
         else:
             field = serializers.DictField(
                 child=serializers.FloatField(),

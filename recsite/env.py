@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -15,6 +16,19 @@ def env_str(name: str, default: str) -> str:
     """The variable's value; unset or empty means ``default``."""
     raw = os.environ.get(name, "")
     return raw if raw.strip() else default
+
+
+def env_timezone(name: str, default: str) -> str:
+    """An IANA time zone name (``Europe/London``); unset or empty means ``default``."""
+    value = env_str(name, default).strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a time zone: give an IANA name such as Europe/London, "
+            "America/New_York or UTC."
+        ) from None
+    return value
 
 
 def env_bool(name: str, default: bool) -> bool:

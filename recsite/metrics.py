@@ -1,6 +1,8 @@
 """Prometheus metrics: the HTTP request metrics, their middleware and the ``/metrics`` view.
-The serving metrics (loaded version, model age, loads) are defined by the app that owns
-them, ``recommender/serving/metrics.py``, and served here with the rest.
+The other metrics are defined by the app that owns them and served here with the rest:
+serving's per-worker figures (``recommender/serving/metrics.py``), the API's ingest and
+served-response counters (``recommender/metrics.py``), and training's figures, read from
+the database at scrape time (``training/metrics.py``, in ``DATABASE_REGISTRY``).
 
 Under gunicorn every worker is a process with its own counters. With
 ``PROMETHEUS_MULTIPROC_DIR`` set (``recsite/gunicorn.conf.py`` sets and empties it) each
@@ -28,9 +30,16 @@ from prometheus_client import (
 )
 
 # Defined (so listed by /metrics) from the first scrape, whether or not serving ran yet.
+from recommender import metrics as api_metrics  # noqa: F401
 from recommender.serving import metrics as serving_metrics  # noqa: F401
+from training.metrics import TrainingCollector
 
 WORKER_HEADER = "X-Recsite-Worker"
+
+# Figures read from the database when scraped: the same from every process, so never
+# added up across the workers' files.
+DATABASE_REGISTRY = CollectorRegistry(auto_describe=True)
+DATABASE_REGISTRY.register(TrainingCollector())
 
 REQUESTS = Counter(
     "recsite_http_requests_total",
@@ -73,9 +82,17 @@ class MetricsMiddleware:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """``GET /metrics`` in the Prometheus text format (no authentication: restrict it at
     the proxy, like the admin)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(
+        generate_latest(process_registry()) + generate_latest(DATABASE_REGISTRY),
+        content_type=CONTENT_TYPE_LATEST,
+    )
+
+
+def process_registry() -> CollectorRegistry:
+    """The per-process metrics: every worker's, added up, under gunicorn
+    (``PROMETHEUS_MULTIPROC_DIR``); this process's own otherwise."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry

@@ -20,6 +20,7 @@ from recsite.env import (
     env_int,
     env_list,
     env_str,
+    env_timezone,
     parse_event_types,
 )
 
@@ -252,6 +253,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The time zone a new recommender's schedule is in (each recommender has its own).
+RECSITE_SCHEDULE_TIMEZONE = env_timezone("RECSITE_SCHEDULE_TIMEZONE", TIME_ZONE)
 
 # --- Static files ------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ Buttons call the services the CLI and API call: ``training_run_create``,
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin, messages
@@ -24,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from recommender.admin import age_text, status_badge
 from recommender.admin_pages import render_admin_page
 from recommender.comparison import metric_name, metric_value
-from recommender.config_schema import BOOL, CHOICE, SETTINGS
+from recommender.config_schema import BOOL, CHOICE, SETTINGS, time_zone_names
 from recommender.models import ModelVersion, Recommender, VersionStatus, validate_schedule_cron
 from training import charts
 from training.cron import cron_next_runs
@@ -51,7 +52,16 @@ SHORT_DECISIONS = {
 
 
 def _utc(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _zoned(moment: datetime) -> str:
+    """A run time in its schedule's zone and in UTC: "2025-03-10 18:30 EDT (22:30 UTC)"."""
+    if moment.utcoffset() == timedelta(0) and moment.tzname() in ("UTC", None):
+        return _utc(moment)
+    utc = moment.astimezone(UTC)
+    utc_text = utc.strftime("%H:%M" if utc.date() == moment.date() else "%Y-%m-%d %H:%M")
+    return f"{moment:%Y-%m-%d %H:%M} {moment.tzname()} ({utc_text} UTC)"
 
 
 def _stats_rows(stats: dict) -> list[tuple[str, str]]:
@@ -78,6 +88,7 @@ class RecommenderForm(forms.ModelForm):
             "name",
             "description",
             "schedule_cron",
+            "schedule_timezone",
             "schedule_enabled",
             *Recommender.HYPERPARAMETER_FIELDS,
             "event_weights",
@@ -99,7 +110,12 @@ class RecommenderForm(forms.ModelForm):
             "refit_on_full_data",
             "versions_kept",
         )
-        widgets = {"schedule_cron": forms.TextInput(attrs={"size": 24, "class": "recsite-cron"})}
+        widgets = {
+            "schedule_cron": forms.TextInput(attrs={"size": 24, "class": "recsite-cron"}),
+            "schedule_timezone": forms.Select(
+                choices=[(name, name) for name in sorted(time_zone_names())]
+            ),
+        }
 
     def __init__(self, *args, **kwargs) -> None:
         """Show each setting's allowed values from ``recommender.config_schema``; the
@@ -143,11 +159,13 @@ class RecommenderAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "description")}),
         (
-            "Schedule (UTC)",
+            "Schedule",
             {
-                "fields": ("schedule_cron", "schedule_enabled", "next_runs"),
-                "description": "Five cron fields in UTC: minute hour day-of-month month "
-                "day-of-week. Saving updates the beat schedule.",
+                "fields": ("schedule_cron", "schedule_timezone", "schedule_enabled", "next_runs"),
+                "description": "Five cron fields (minute hour day-of-month month day-of-week) "
+                "read in the schedule's time zone. This is where the recommender's schedule "
+                "lives: saving updates the beat entry (Periodic tasks), which is kept in "
+                "step with these fields; edit the schedule here, not there.",
             },
         ),
         (
@@ -212,16 +230,17 @@ class RecommenderAdmin(admin.ModelAdmin):
     def active_version(self, obj: Recommender) -> str:
         return f"v{obj.active_number}" if obj.active_number else "none yet"
 
-    @admin.display(description="Schedule (UTC)")
+    @admin.display(description="Schedule")
     def schedule(self, obj: Recommender) -> str:
         if not obj.schedule_cron:
             return "none"
-        return f"{obj.schedule_cron} ({'on' if obj.schedule_enabled else 'off'})"
+        state = "on" if obj.schedule_enabled else "off"
+        return f"{obj.schedule_cron} {obj.schedule_timezone} ({state})"
 
     @admin.display(description="Next run")
     def next_run(self, obj: Recommender) -> str:
         runs = schedule_next_runs(obj, now=timezone.now(), count=1)
-        return _utc(runs[0]) if runs else "—"
+        return _zoned(runs[0]) if runs else "—"
 
     @admin.display(description="Last run")
     def last_run(self, obj: Recommender) -> str:
@@ -234,8 +253,15 @@ class RecommenderAdmin(admin.ModelAdmin):
     def next_runs(self, obj: Recommender) -> str:
         if obj.pk is None or not obj.schedule_cron:
             return "No schedule."
-        runs = cron_next_runs(obj.schedule_cron, after=timezone.now(), count=3)
-        text = ", ".join(_utc(run) for run in runs) or "none in the next five years"
+        if obj.schedule_timezone not in time_zone_names():  # a form being corrected
+            return "—"
+        runs = cron_next_runs(
+            obj.schedule_cron,
+            after=timezone.now(),
+            count=3,
+            tz=ZoneInfo(obj.schedule_timezone),
+        )
+        text = ", ".join(_zoned(run) for run in runs) or "none in the next five years"
         return text if obj.schedule_enabled else f"Switched off (would be: {text})"
 
     def save_model(self, request: HttpRequest, obj: Recommender, form, change: bool) -> None:
@@ -293,16 +319,20 @@ class RecommenderAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:training_trainingrun_change", args=[run.pk]))
 
     def cron_preview_view(self, request: HttpRequest) -> JsonResponse:
-        """The next 3 run times of a cron expression being typed (no state change)."""
+        """The next 3 run times of a cron expression being typed, in its time zone
+        (``tz``, default UTC) and in UTC (no state change)."""
         cron = request.GET.get("cron", "").strip()
         if not cron:
             return JsonResponse({"ok": True, "runs": []})
         try:
             validate_schedule_cron(cron)
+            zone = SETTINGS["schedule_timezone"].clean(request.GET.get("tz") or "UTC")
         except forms.ValidationError as exc:
             return JsonResponse({"ok": False, "error": exc.messages[0]})
-        runs = cron_next_runs(" ".join(cron.split()), after=timezone.now(), count=3)
-        return JsonResponse({"ok": True, "runs": [_utc(run) for run in runs]})
+        runs = cron_next_runs(
+            " ".join(cron.split()), after=timezone.now(), count=3, tz=ZoneInfo(zone)
+        )
+        return JsonResponse({"ok": True, "runs": [_zoned(run) for run in runs]})
 
 
 # --- Training runs -------------------------------------------------------------------

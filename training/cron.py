@@ -7,7 +7,7 @@ beat does. No Django here."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from celery.schedules import crontab
 
@@ -25,14 +25,24 @@ def cron_fields(cron: str) -> dict[str, str]:
     return dict(zip(CRON_FIELDS, cron.split(), strict=True))
 
 
-def cron_next_runs(cron: str, *, after: datetime, count: int = 3) -> list[datetime]:
-    """The first ``count`` run times strictly after ``after`` (UTC, minute precision).
-    ``cron`` must be valid (``recommender.models.validate_schedule_cron``)."""
+def cron_next_runs(
+    cron: str, *, after: datetime, count: int = 3, tz: tzinfo = UTC
+) -> list[datetime]:
+    """The first ``count`` run times strictly after ``after`` (minute precision), the
+    cron read in the time zone ``tz``; returned in ``tz``. ``cron`` must be valid
+    (``recommender.models.validate_schedule_cron``).
+
+    Daylight saving, as django-celery-beat's time-zone-aware crontab fires (checked by
+    ``tests/training/test_schedule_dst.py``): a local time that does not exist on the
+    day the clocks go forward is read with the offset before the change, i.e. it runs
+    that much later (02:30 -> 03:30); a local time that occurs twice when they go back is
+    the first of the two (``fold=0``), so it runs once. Two local times that land on the
+    same instant run once."""
     schedule = crontab(**cron_fields(cron))
     minutes, hours = sorted(schedule.minute), sorted(schedule.hour)
-    after = after.astimezone(UTC)
+    after = after.astimezone(tz)
     runs: list[datetime] = []
-    day = after.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = after.date()
     for _ in range(HORIZON_DAYS):
         if (
             day.month in schedule.month_of_year
@@ -41,9 +51,11 @@ def cron_next_runs(cron: str, *, after: datetime, count: int = 3) -> list[dateti
         ):
             for h in hours:
                 for m in minutes:
-                    at = day.replace(hour=h, minute=m)
-                    if at > after:
-                        runs.append(at)
+                    # Wall time, normalised through UTC: a time in the spring gap becomes
+                    # the real instant (03:30 for 02:30), with its real offset.
+                    at = datetime.combine(day, time(h, m), tzinfo=tz).astimezone(UTC)
+                    if at > after and (not runs or at > runs[-1]):
+                        runs.append(at.astimezone(tz))
                         if len(runs) == count:
                             return runs
         day += timedelta(days=1)

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from prometheus_client import CollectorRegistry, multiprocess
@@ -68,7 +69,12 @@ def schedule_next_runs(
     """The next run times of an enabled schedule (none when it is off or empty)."""
     if not recommender.schedule_enabled or not recommender.schedule_cron.strip():
         return []
-    return cron_next_runs(recommender.schedule_cron, after=now, count=count)
+    return cron_next_runs(
+        recommender.schedule_cron,
+        after=now,
+        count=count,
+        tz=ZoneInfo(recommender.schedule_timezone),
+    )
 
 
 def _metric_chart(recommender: Recommender, runs: list[TrainingRun]) -> str:

@@ -121,6 +121,13 @@ class TrainingRun(models.Model):
         indexes = [
             models.Index(fields=["recommender", "-created_at"], name="run_rec_time_idx"),
             models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat_idx"),
+            # /metrics: runs by outcome and the last of each (training/metrics.py), an
+            # index-only scan on PostgreSQL (INCLUDE is ignored elsewhere).
+            models.Index(
+                fields=["recommender", "status", "finished_at"],
+                include=["decision"],
+                name="run_rec_status_finished_idx",
+            ),
         ]
 
     def __str__(self) -> str:

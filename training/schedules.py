@@ -1,8 +1,16 @@
 """A recommender's training schedule, mirrored into django-celery-beat.
 
-The recommender owns ``schedule_cron`` (UTC) and ``schedule_enabled``; beat reads
-``PeriodicTask`` rows. ``recommender_schedule_sync`` makes the second match the first and
-is called by whatever edits the first (the admin, a command)."""
+The recommender owns ``schedule_cron``, ``schedule_timezone`` and ``schedule_enabled``;
+beat reads ``PeriodicTask`` rows. ``recommender_schedule_sync`` makes the second match the
+first and is called by whatever edits the first (the admin, a command).
+
+The cron is stored in a ``CrontabSchedule`` with the recommender's time zone, which beat
+evaluates in that zone (django-celery-beat's ``TzAwareCrontab``): "30 18 * * *" in
+Asia/Colombo is 18:30 in Colombo all year, and in America/New_York 18:30 local on both
+sides of a daylight-saving change. What it does on the days the clocks change (a time in
+the spring gap runs that much later, a time that occurs twice runs once) is tested
+against beat's own code with an injected clock (``tests/training/test_schedule_dst.py``)
+and previewed by ``training.cron.cron_next_runs``."""
 
 from __future__ import annotations
 
@@ -49,7 +57,7 @@ def recommender_schedule_sync(*, recommender: Recommender) -> PeriodicTask | Non
         return None
 
     crontab, _ = CrontabSchedule.objects.get_or_create(
-        timezone=ZoneInfo("UTC"), **crontab_fields(cron)
+        timezone=ZoneInfo(recommender.schedule_timezone), **crontab_fields(cron)
     )
     values = {
         "name": periodic_task_name(recommender),
@@ -61,7 +69,8 @@ def recommender_schedule_sync(*, recommender: Recommender) -> PeriodicTask | Non
         "args": json.dumps([recommender.pk]),
         "kwargs": "{}",
         "enabled": recommender.schedule_enabled,
-        "description": f"Scheduled training of recommender {recommender.name!r} (UTC).",
+        "description": f"Scheduled training of recommender {recommender.name!r} "
+        f"({recommender.schedule_timezone}); edit it on the recommender's admin page.",
     }
     if task is None:
         # A leftover entry with our name (e.g. the link was cleared) is adopted, not duplicated.

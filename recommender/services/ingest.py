@@ -23,6 +23,7 @@ from recommender.ingest import (
     parse_events,
     parse_items,
 )
+from recommender.metrics import ingest_count
 from recommender.models import OPERATOR_CLIENT, Event, Item, UserProfile
 
 # Rows per INSERT statement: a full API batch in one statement; 8 parameters a row stays
@@ -86,10 +87,18 @@ def event_batch_ingest(
     with transaction.atomic():
         item_pks, created_items = _resolve_items(parsed, errors, strict=strict)
         if errors and not skip_invalid:
+            ingest_count(client=client, refused=len(raw_events), code=EventBatchInvalid.code)
             raise EventBatchInvalid(errors=errors.entries)
         bad = errors.indexes()
         valid = [event for index, event in enumerate(parsed) if event and index not in bad]
         created = _insert_events(valid, item_pks, client) if valid else 0
+    ingest_count(
+        client=client,
+        accepted=created,
+        duplicates=len(valid) - created,
+        refused=len(bad),
+        code=EventBatchInvalid.code,
+    )
     return EventIngestResult(
         received=len(raw_events),
         created=created,

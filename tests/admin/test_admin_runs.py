@@ -37,6 +37,7 @@ def form_data(recommender, **changes) -> dict:
         "name": recommender.name,
         "description": "",
         "schedule_cron": "",
+        "schedule_timezone": "UTC",
         "no_components": 16,
         "loss": "warp",
         "learning_rate": 0.05,
@@ -118,6 +119,43 @@ def test_cron_preview_lists_the_next_three_runs(admin_client):
     assert good["ok"] and len(good["runs"]) == 3 and all("03:00 UTC" in r for r in good["runs"])
     bad = admin_client.get(url, {"cron": "nonsense"}).json()
     assert not bad["ok"] and "cron" in bad["error"]
+
+
+def test_cron_preview_shows_the_runs_in_the_zone_and_in_utc(admin_client):
+    url = reverse("admin:recommender_recommender_cron_preview")
+    good = admin_client.get(url, {"cron": "30 18 * * *", "tz": "Asia/Colombo"}).json()
+    assert good["ok"] and all("18:30 +0530 (13:00 UTC)" in run for run in good["runs"])
+    bad = admin_client.get(url, {"cron": "30 18 * * *", "tz": "Mars/Base"}).json()
+    assert not bad["ok"] and "not a time zone" in bad["error"]
+
+
+def test_a_schedule_in_a_time_zone_is_saved_and_previewed_in_both(admin_client):
+    recommender = RecommenderFactory(name="shop")
+    response = admin_client.post(
+        change_url(recommender),
+        form_data(
+            recommender,
+            schedule_cron="30 18 * * *",
+            schedule_timezone="Asia/Colombo",
+            schedule_enabled="on",
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    task = PeriodicTask.objects.get(pk=RecommenderFactory(name="shop").periodic_task_id)
+    assert str(task.crontab.timezone) == "Asia/Colombo"
+    page = admin_client.get(change_url(recommender)).content.decode()
+    assert "18:30 +0530 (13:00 UTC)" in page
+
+
+def test_an_unknown_time_zone_is_refused_on_its_field(admin_client):
+    recommender = RecommenderFactory(name="shop")
+    response = admin_client.post(
+        change_url(recommender),
+        form_data(recommender, schedule_cron="0 3 * * *", schedule_timezone="Mars/Base"),
+    )
+    assert response.status_code == 200
+    assert "schedule_timezone" in response.context["adminform"].form.errors
+    assert not PeriodicTask.objects.exists()
 
 
 def test_start_a_run_now_queues_an_admin_run(

@@ -99,3 +99,33 @@ def test_a_bad_cron_is_refused_with_a_clear_error(cron, message):
     # the admin form sees the same error through the field validator
     with pytest.raises(ValidationError):
         recommender.full_clean()
+
+
+def test_sync_stores_the_recommenders_time_zone_in_the_beat_entry():
+    recommender = RecommenderFactory()
+
+    task = _sync(
+        recommender,
+        schedule_cron="30 18 * * *",
+        schedule_timezone="Asia/Colombo",
+        schedule_enabled=True,
+    )
+
+    assert str(task.crontab.timezone) == "Asia/Colombo"
+    assert "Asia/Colombo" in task.description
+    moved = _sync(recommender, schedule_timezone="America/New_York")
+    assert moved.pk == task.pk and str(moved.crontab.timezone) == "America/New_York"
+
+
+def test_a_new_recommenders_schedule_is_in_the_configured_zone(settings):
+    settings.RECSITE_SCHEDULE_TIMEZONE = "Europe/London"
+    assert RecommenderFactory().schedule_timezone == "Europe/London"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "EST5EDTX", "", "../etc/passwd", "utc "])
+def test_an_unknown_time_zone_is_a_field_error(zone):
+    recommender = RecommenderFactory(schedule_cron="0 3 * * *")
+    recommender.schedule_timezone = zone
+    with pytest.raises(ValidationError) as exc:
+        recommender.full_clean()
+    assert list(exc.value.message_dict) == ["schedule_timezone"]
