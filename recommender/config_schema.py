@@ -56,7 +56,14 @@ class ChampionNoOverlapPolicy(models.TextChoices):
     SKIP = "skip", "Skip the champion comparison, with a warning on the run"
 
 
-INT, FLOAT, CHOICE, BOOL, WEIGHTS = "int", "float", "choice", "bool", "weights"
+INT, FLOAT, CHOICE, BOOL, WEIGHTS, EVENT_TYPES = (
+    "int",
+    "float",
+    "choice",
+    "bool",
+    "weights",
+    "event_types",
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,8 @@ class Setting:
         """``from 1 to 512``, ``greater than 0 and less than 1``, ``one of a, b``."""
         if self.kind == CHOICE:
             return "one of " + ", ".join(self.choices)
+        if self.kind == EVENT_TYPES:
+            return "a list of event types from " + ", ".join(settings.RECSITE_EVENT_TYPES)
         low = (
             f"greater than {self.minimum:g}"
             if self.minimum_exclusive
@@ -107,6 +116,8 @@ class Setting:
             return value
         if self.kind == WEIGHTS:
             return _clean_weights(value, self)
+        if self.kind == EVENT_TYPES:
+            return _clean_event_types(value)
         return _clean_number(value, self)
 
     def within(self, number: float) -> bool:
@@ -163,6 +174,24 @@ def _clean_weights(value: Any, setting: Setting) -> dict[str, float]:
     return {event_type: float(weight) for event_type, weight in value.items()}
 
 
+def _clean_event_types(value: Any) -> list[str]:
+    known = list(settings.RECSITE_EVENT_TYPES)
+    if not isinstance(value, list) or not all(isinstance(entry, str) for entry in value):
+        raise ValidationError(
+            'Give a list of event types, e.g. ["click"], from the known types '
+            f"({', '.join(known)}).",
+            code="setting_invalid",
+        )
+    unknown = [entry for entry in value if entry not in known]
+    if unknown:
+        raise ValidationError(
+            f"{', '.join(map(repr, unknown))}: not a known event type (RECSITE_EVENT_TYPES: "
+            f"{', '.join(known)}).",
+            code="setting_invalid",
+        )
+    return list(dict.fromkeys(value))
+
+
 def _int(name: str, minimum: int, maximum: int, *, nullable: bool = False) -> Setting:
     return Setting(name, INT, minimum, maximum, nullable=nullable)
 
@@ -213,6 +242,9 @@ SETTINGS: dict[str, Setting] = {
         _choice("promotion_policy", PromotionPolicy.values),
         Setting("refit_on_full_data", BOOL),
         _int("versions_kept", 1, 1000),
+        # Online metrics
+        Setting("click_event_types", EVENT_TYPES),
+        Setting("conversion_event_types", EVENT_TYPES),
     )
 }
 

@@ -1,0 +1,1 @@
+"""The online loop: what was served, attribution, online metrics and experiments."""
