@@ -28,6 +28,7 @@ from prometheus_client import (
 )
 
 # Defined (so listed by /metrics) from the first scrape, whether or not serving ran yet.
+from recommender.online import metrics as online_metrics  # noqa: F401
 from recommender.serving import metrics as serving_metrics  # noqa: F401
 
 WORKER_HEADER = "X-Recsite-Worker"
