@@ -154,3 +154,23 @@ def online_metrics_by_version(
         )
         for row in rows
     }
+
+
+def online_compare_column(figures: OnlineFigures | None) -> dict[str, object]:
+    """One version's online figures as a column of the version compare page."""
+    if figures is None:
+        return {}
+
+    def interval(rate: Rate) -> str:
+        return f"{rate.low:.4f} – {rate.high:.4f}" if rate.trials else "—"
+
+    return {
+        "lists served": figures.lists,
+        "impressions": figures.impressions,
+        "clicks": figures.clicks,
+        "CTR": figures.ctr.value,
+        "CTR, 95 % interval": interval(figures.ctr),
+        "conversions": figures.conversions,
+        "conversion rate": figures.conversion_rate.value,
+        "conversion rate, 95 % interval": interval(figures.conversion_rate),
+    }
