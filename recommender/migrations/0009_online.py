@@ -119,7 +119,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 "ordering": ["-started_at", "-id"],
-                "permissions": [("manage_experiment", "Can start, stop and promote experiments")],
+                "permissions": [("manage_experiment", "Can start and stop experiments")],
             },
         ),
         migrations.CreateModel(

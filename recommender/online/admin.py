@@ -1,7 +1,7 @@
 """Experiments in the admin: start one (a form over ``experiment_create``), its page with
 the per-arm figures and verdicts and its audit trail, Stop and Promote the winner (POST,
 a confirmation page with a reason, the services the API calls). Permissions:
-``recommender.manage_experiment`` to start and stop; promoting also needs
+``recommender.manage_experiment`` to start and stop; promoting the winner is a promotion:
 ``recommender.promote_modelversion``. ``recommender/admin.py`` imports this module."""
 
 from __future__ import annotations
@@ -167,9 +167,7 @@ class ExperimentAdmin(admin.ModelAdmin):
                 "winner": experiment_winner(figures),
                 "audit": experiment.events.select_related("actor", "promotion"),
                 "can_stop": not stopped and request.user.has_perm(MANAGE_PERMISSION),
-                "can_promote": stopped
-                and request.user.has_perm(MANAGE_PERMISSION)
-                and request.user.has_perm(PROMOTE_PERMISSION),
+                "can_promote": stopped and request.user.has_perm(PROMOTE_PERMISSION),
             },
         )
 
@@ -241,9 +239,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         return require_POST(self._promote)(request, object_id)
 
     def _promote(self, request: HttpRequest, object_id: int) -> HttpResponse:
-        if not (
-            request.user.has_perm(MANAGE_PERMISSION) and request.user.has_perm(PROMOTE_PERMISSION)
-        ):
+        if not request.user.has_perm(PROMOTE_PERMISSION):
             raise PermissionDenied
         experiment = get_object_or_404(
             Experiment.objects.select_related("recommender"), pk=object_id

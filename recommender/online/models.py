@@ -174,7 +174,7 @@ class Experiment(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
-        permissions = [("manage_experiment", "Can start, stop and promote experiments")]
+        permissions = [("manage_experiment", "Can start and stop experiments")]
         constraints = [
             models.UniqueConstraint(
                 fields=["recommender"],
