@@ -65,6 +65,8 @@ NEEDS_MORE_USERS = "{label} (needs about {users:,} more users)"
 
 # The rate's interval on the experiment page and the online metrics (issue 16: 95 %).
 RATE_CONFIDENCE = 0.95
+# A sample-ratio p-value below this raises the alarm.
+SAMPLE_RATIO_ALPHA = 0.001
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,14 @@ class Design:
     alpha: float = 0.05
     minimum_effect: float = 0.10
     power: float = 0.80
-    sample_ratio_alpha: float = 0.001
+    sample_ratio_alpha: float = SAMPLE_RATIO_ALPHA
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "power", "sample_ratio_alpha"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in (0, 1)")
+        if self.minimum_effect <= 0:
+            raise ValueError("minimum_effect must be positive")
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,8 @@ class SequentialTest:
     """Treatment minus control on the per-user metric's mean, at one look.
 
     The confidence sequence is ``difference +- half_width``; ``half_width`` is ``inf``
-    and ``p_value`` 1 while an arm has fewer than two users or the metric does not vary.
+    and ``p_value`` 1 while an arm has fewer than two users or the metric does not vary
+    (``difference`` is nan while an arm has none).
     """
 
     difference: npt.NDArray[np.float64]
@@ -212,11 +222,7 @@ def _half_width(
 
 
 def sequential_test(
-    control: MetricTotals,
-    treatment: MetricTotals,
-    *,
-    alpha: float = 0.05,
-    minimum_effect: float = 0.10,
+    control: MetricTotals, treatment: MetricTotals, design: Design = Design()
 ) -> SequentialTest:
     """The normal-mixture mSPRT of treatment against control at the current look."""
     n_c, mean_c, var_c = _moments(control)
@@ -225,7 +231,7 @@ def sequential_test(
         difference = mean_t - mean_c
         variance = var_c / n_c + var_t / n_t
         pooled = (np.asarray(control.total) + np.asarray(treatment.total)) / (n_c + n_t)
-        mixing = (minimum_effect * pooled) ** 2
+        mixing = (design.minimum_effect * pooled) ** 2
     valid = (n_c >= 2) & (n_t >= 2) & (variance > 0) & (mixing > 0)
     # Placeholders where invalid keep the arithmetic finite; np.where discards them.
     v = np.where(valid, variance, 1.0)
@@ -233,7 +239,7 @@ def sequential_test(
     d = np.where(valid, difference, 0.0)
     log_ratio = -0.5 * np.log1p(t2 / v) + d * d * t2 / (2 * v * (v + t2))
     p_value = np.where(valid, np.exp(-np.maximum(log_ratio, 0.0)), 1.0)
-    half_width = np.where(valid, _half_width(v, t2, alpha), np.inf)
+    half_width = np.where(valid, _half_width(v, t2, design.alpha), np.inf)
     return SequentialTest(difference=difference, half_width=half_width, p_value=p_value)
 
 
@@ -277,7 +283,7 @@ def users_needed(
 
 
 def sample_ratio_check(
-    users: Sequence[int], shares: Sequence[float], *, alpha: float = 0.001
+    users: Sequence[int], shares: Sequence[float], *, alpha: float = SAMPLE_RATIO_ALPHA
 ) -> SampleRatioCheck:
     """Chi-square goodness of fit of the users per arm against the configured shares.
 
@@ -309,22 +315,8 @@ def treatment_verdict(
     sample_ratio: SampleRatioCheck,
     design: Design = Design(),
 ) -> Verdict:
-    """Label one treatment against the control; a sample-ratio alarm overrides the test.
-
-    "Needs about N more users" (with ``no difference yet``): the experiment's users at
-    which an effect of ``minimum_effect`` would be detected with ``power``, from the arms'
-    current variances and shares, minus ``experiment_users`` (every arm's users). Once
-    the experiment is past that size, the observed effect is smaller than the minimum one
-    or absent: the estimate is then for the observed effect, or None when it is zero.
-    """
-    test = sequential_test(
-        control.metric,
-        treatment.metric,
-        alpha=design.alpha,
-        minimum_effect=design.minimum_effect,
-    )
-    _, mean_c, var_c = _moments(control.metric)
-    _, _, var_t = _moments(treatment.metric)
+    """Label one treatment against the control; a sample-ratio alarm overrides the test."""
+    test = sequential_test(control.metric, treatment.metric, design)
     difference, half_width = float(test.difference), float(test.half_width)
     p_value = float(test.p_value)
     if sample_ratio.alarm:
@@ -334,28 +326,23 @@ def treatment_verdict(
     else:
         label = Label.NO_DIFFERENCE_YET
 
+    interval = None
+    if math.isfinite(half_width):
+        interval = (difference - half_width, difference + half_width)
+    mean_c = float(_moments(control.metric)[1])
+    lift_interval = None
+    if interval is not None and mean_c != 0:
+        lift_interval = (interval[0] / mean_c, interval[1] / mean_c)
     more_users = None
-    if label == Label.NO_DIFFERENCE_YET and math.isfinite(half_width):
-        users = control.users + treatment.users
-        pooled = (control.metric_total + treatment.metric_total) / users
-        minimum = design.minimum_effect * pooled
-        for effect in (minimum, difference if abs(difference) < abs(minimum) else 0.0):
-            needed = users_needed(
-                effect=effect,
-                baseline_mean=pooled,
-                control_variance=float(var_c),
-                treatment_variance=float(var_t),
-                control_share=control_share,
-                treatment_share=treatment_share,
-                design=design,
-            )
-            if needed is not None and needed > experiment_users:
-                more_users = _about(needed - experiment_users)
-                break
-
-    known = math.isfinite(difference) and math.isfinite(half_width)
-    interval = (difference - half_width, difference + half_width) if known else None
-    lift_known = interval is not None and float(mean_c) != 0
+    if label == Label.NO_DIFFERENCE_YET and interval is not None:
+        more_users = _more_users(
+            control=control,
+            treatment=treatment,
+            difference=difference,
+            experiment_users=experiment_users,
+            shares=(control_share, treatment_share),
+            design=design,
+        )
     return Verdict(
         users=treatment.users,
         impressions=treatment.impressions,
@@ -364,14 +351,47 @@ def treatment_verdict(
         rate_interval=wilson_interval(treatment.successes, treatment.impressions, RATE_CONFIDENCE),
         difference=difference if math.isfinite(difference) else None,
         difference_interval=interval,
-        lift=difference / float(mean_c) if lift_known else None,
-        lift_interval=(interval[0] / float(mean_c), interval[1] / float(mean_c))
-        if lift_known
-        else None,
+        lift=difference / mean_c if lift_interval is not None else None,
+        lift_interval=lift_interval,
         p_value=p_value,
         label=label,
         more_users=more_users,
     )
+
+
+def _more_users(
+    *,
+    control: ArmTotals,
+    treatment: ArmTotals,
+    difference: float,
+    experiment_users: int,
+    shares: tuple[float, float],
+    design: Design,
+) -> int | None:
+    """About how many more users the experiment needs for a verdict.
+
+    The users at which a difference of ``minimum_effect`` (relative to the pooled mean)
+    would be detected with ``power``, from the arms' current variances and shares, minus
+    the experiment's users (all arms). Past that size the observed difference is smaller
+    than the minimum one, or absent: the estimate is then for the observed difference,
+    or None when it is zero.
+    """
+    pooled = (control.metric_total + treatment.metric_total) / (control.users + treatment.users)
+    minimum = design.minimum_effect * pooled
+    smaller_observed = difference if abs(difference) < abs(minimum) else 0.0
+    for effect in (minimum, smaller_observed):
+        needed = users_needed(
+            effect=effect,
+            baseline_mean=pooled,
+            control_variance=float(_moments(control.metric)[2]),
+            treatment_variance=float(_moments(treatment.metric)[2]),
+            control_share=shares[0],
+            treatment_share=shares[1],
+            design=design,
+        )
+        if needed is not None and needed > experiment_users:
+            return _about(needed - experiment_users)
+    return None
 
 
 def experiment_verdicts(
