@@ -41,6 +41,8 @@ from recommender.models import (
     Scope,
     VersionStatus,
 )
+from recommender.online import admin as online_admin  # noqa: F401  (registers experiments)
+from recommender.online.selectors import online_compare_column, online_metrics_by_version
 from recommender.selectors import active_version_get, rollback_target_get
 from recommender.services import (
     api_key_create,
@@ -264,6 +266,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if active is not None and active not in versions:
             versions.append(active)
         baseline = active
+        online = (
+            online_metrics_by_version(
+                recommender=versions[0].recommender, numbers=[v.number for v in versions]
+            )
+            if len(recommenders) == 1
+            else {}
+        )
+        online_columns = [online_compare_column(online.get(v.number)) for v in versions]
         return render_admin_page(
             request,
             self,
@@ -280,6 +290,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
                             [v.metrics for v in versions],
                             baseline=baseline.metrics if baseline else None,
                             metrics=True,
+                        ),
+                    ),
+                    (
+                        "Online (what users did with the lists each version served)",
+                        compare_rows(
+                            online_columns,
+                            baseline=online_compare_column(online.get(baseline.number))
+                            if baseline
+                            else None,
                         ),
                     ),
                     ("Hyper-parameters", compare_rows([v.hyperparameters for v in versions])),

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from recommender.auth import HasScope, api_key_actor_label
 from recommender.exceptions import BatchTooLarge, NoActiveVersion
 from recommender.ids import MAX_ID_LENGTH
+from recommender.ingest import MAX_POSITION
 from recommender.metrics import ingest_count, served_response_count
 from recommender.models import Recommender, Scope, api_key_client
 from recommender.pagination import PAGE_PARAMETERS, BoundedLimitOffsetPagination, paginated
@@ -78,7 +79,19 @@ class EventInSerializer(serializers.Serializer):
         min_value=0,
         help_text="e.g. a rating; > 0 and at most RECSITE_EVENT_WEIGHT_MAX (100)",
     )
-    recommendation_id = serializers.CharField(required=False, max_length=64)
+    recommendation_id = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text="The recommendation_id of the list the user acted on, if any: the event is "
+        "attributed to that list when it is real (else to the user's latest list showing "
+        "the item, within RECSITE_ATTRIBUTION_WINDOW_SECONDS).",
+    )
+    position = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_POSITION,
+        help_text="Where the client showed the item (1 = first), if it was in a list.",
+    )
 
 
 class EventBatchInSerializer(serializers.Serializer):

@@ -58,7 +58,14 @@ class ChampionNoOverlapPolicy(models.TextChoices):
     SKIP = "skip", "Skip the champion comparison, with a warning on the run"
 
 
-INT, FLOAT, CHOICE, BOOL, WEIGHTS = "int", "float", "choice", "bool", "weights"
+INT, FLOAT, CHOICE, BOOL, WEIGHTS, EVENT_TYPES = (
+    "int",
+    "float",
+    "choice",
+    "bool",
+    "weights",
+    "event_types",
+)
 TIMEZONE = "timezone"  # an IANA time zone name
 
 
@@ -82,6 +89,8 @@ class Setting:
             return "one of " + ", ".join(self.choices)
         if self.kind == TIMEZONE:
             return "an IANA time zone name, e.g. Europe/London or UTC"
+        if self.kind == EVENT_TYPES:
+            return "a list of event types from " + ", ".join(settings.RECSITE_EVENT_TYPES)
         low = (
             f"greater than {self.minimum:g}"
             if self.minimum_exclusive
@@ -114,6 +123,8 @@ class Setting:
             return _clean_weights(value, self)
         if self.kind == TIMEZONE:
             return _clean_timezone(value)
+        if self.kind == EVENT_TYPES:
+            return _clean_event_types(value)
         return _clean_number(value, self)
 
     def within(self, number: float) -> bool:
@@ -186,6 +197,24 @@ def _clean_timezone(value: Any) -> str:
     return value
 
 
+def _clean_event_types(value: Any) -> list[str]:
+    known = list(settings.RECSITE_EVENT_TYPES)
+    if not isinstance(value, list) or not all(isinstance(entry, str) for entry in value):
+        raise ValidationError(
+            'Give a list of event types, e.g. ["click"], from the known types '
+            f"({', '.join(known)}).",
+            code="setting_invalid",
+        )
+    unknown = [entry for entry in value if entry not in known]
+    if unknown:
+        raise ValidationError(
+            f"{', '.join(map(repr, unknown))}: not a known event type (RECSITE_EVENT_TYPES: "
+            f"{', '.join(known)}).",
+            code="setting_invalid",
+        )
+    return list(dict.fromkeys(value))
+
+
 def _int(name: str, minimum: int, maximum: int, *, nullable: bool = False) -> Setting:
     return Setting(name, INT, minimum, maximum, nullable=nullable)
 
@@ -238,6 +267,9 @@ SETTINGS: dict[str, Setting] = {
         _int("versions_kept", 1, 1000),
         # Schedule (the cron itself is checked by recommender.models.validate_schedule_cron)
         Setting("schedule_timezone", TIMEZONE),
+        # Online metrics
+        Setting("click_event_types", EVENT_TYPES),
+        Setting("conversion_event_types", EVENT_TYPES),
     )
 }
 

@@ -17,6 +17,8 @@ from recommender.ids import MAX_ID_LENGTH
 
 MAX_TITLE_LENGTH = 500
 MAX_RECOMMENDATION_ID_LENGTH = 64
+# An event's ``position`` (where the client showed the item, 1 = first).
+MAX_POSITION = 100_000
 MAX_CATEGORIES = 100
 MAX_CATEGORY_LENGTH = 100
 
@@ -30,6 +32,7 @@ class EventIn:
     timestamp: datetime
     weight: float | None = None
     recommendation_id: str | None = None
+    position: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,14 @@ def _weight(value: Any, weight_max: float) -> float:
     return number
 
 
+def _position(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid("must be a whole number")
+    if not 1 <= value <= MAX_POSITION:
+        raise _Invalid(f"must be from 1 (the first item) to {MAX_POSITION}")
+    return value
+
+
 def parse_events(
     raw_events: Sequence[Any], rules: EventRules
 ) -> tuple[list[EventIn | None], BatchErrors]:
@@ -168,6 +179,7 @@ def parse_events(
             ("timestamp", True, parse_timestamp),
             ("weight", False, None),
             ("recommendation_id", False, None),
+            ("position", False, _position),
         ):
             value = raw.get(name)
             if value is None:
@@ -215,6 +227,7 @@ def parse_events(
             timestamp=values["timestamp"],
             weight=values.get("weight"),
             recommendation_id=values.get("recommendation_id"),
+            position=values.get("position"),
         )
         first = first_seen.setdefault(event.event_id, index)
         if first != index and parsed[first] != event:

@@ -28,12 +28,30 @@ from recommender.config_schema import (
 )
 from recommender.ids import MAX_ID_LENGTH
 
+# Registers the online loop's models in this app (they live in their own package).
+from recommender.online.models import (
+    AttributionCursor,
+    Experiment,
+    ExperimentArm,
+    ExperimentEvent,
+    ExperimentUserStat,
+    OnlineHourly,
+    ServedList,
+)
+
 __all__ = [
+    "AttributionCursor",
     "ChampionNoOverlapPolicy",
     "DuplicateAggregation",
+    "Experiment",
+    "ExperimentArm",
+    "ExperimentEvent",
+    "ExperimentUserStat",
     "HoldoutStrategy",
     "Loss",
+    "OnlineHourly",
     "PromotionPolicy",
+    "ServedList",
 ]
 
 
@@ -100,6 +118,9 @@ class Event(models.Model):
     )
     timestamp = models.DateTimeField()
     recommendation_id = models.CharField(max_length=64, blank=True, default="")
+    position = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Where the client showed the item (1 = first), if sent."
+    )
     ingested_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -195,6 +216,16 @@ def default_event_weights() -> dict[str, float]:
 def default_schedule_timezone() -> str:
     """A new recommender's schedule is in ``RECSITE_SCHEDULE_TIMEZONE`` (UTC by default)."""
     return settings.RECSITE_SCHEDULE_TIMEZONE
+
+
+def default_click_event_types() -> list[str]:
+    """The event types online metrics count as clicks: ``click`` when it is a known type."""
+    return [name for name in ("click",) if name in settings.RECSITE_EVENT_TYPES]
+
+
+def default_conversion_event_types() -> list[str]:
+    """The event types online metrics count as conversions: ``purchase`` when known."""
+    return [name for name in ("purchase",) if name in settings.RECSITE_EVENT_TYPES]
 
 
 def validate_schedule_cron(value: str) -> None:
@@ -329,6 +360,18 @@ class Recommender(models.Model):
             "Artifacts of the newest N versions are kept; older ones are deleted (their "
             "records stay). The active version and the rollback target are always kept."
         ),
+    )
+
+    # Online metrics: which attributed events count as clicks and as conversions
+    click_event_types = models.JSONField(
+        default=default_click_event_types,
+        blank=True,
+        help_text='Event types counted as clicks in online metrics, e.g. ["click"].',
+    )
+    conversion_event_types = models.JSONField(
+        default=default_conversion_event_types,
+        blank=True,
+        help_text='Event types counted as conversions in online metrics, e.g. ["purchase"].',
     )
 
     # Schedule (synced to django-celery-beat by training.schedules.recommender_schedule_sync)

@@ -31,6 +31,7 @@ from prometheus_client import (
 
 # Defined (so listed by /metrics) from the first scrape, whether or not serving ran yet.
 from recommender import metrics as api_metrics  # noqa: F401
+from recommender.online import metrics as online_metrics  # noqa: F401
 from recommender.serving import metrics as serving_metrics  # noqa: F401
 from training.metrics import TrainingCollector
 

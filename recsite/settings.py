@@ -239,6 +239,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.tasks.retain_artifacts",
         "schedule": env_int("RECSITE_RETENTION_INTERVAL_SECONDS", 3600),
     },
+    # The online loop: attribute new events and served lists into the hourly aggregates;
+    # delete served lists past their retention.
+    "attribute-events": {"task": "training.tasks.attribute_events", "schedule": 60},
+    "retain-served-lists": {"task": "training.tasks.retain_served_lists", "schedule": 3600},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -371,6 +375,15 @@ RECSITE_SERVING_POLL_SECONDS = env_float("RECSITE_SERVING_POLL_SECONDS", 2.0)
 RECSITE_SERVING_WATCH = env_bool("RECSITE_SERVING_WATCH", True)
 RECSITE_SEEN_EVENTS_MAX = env_int("RECSITE_SEEN_EVENTS_MAX", 500)
 RECSITE_RECOMMENDATIONS_MAX_OFFSET = env_int("RECSITE_RECOMMENDATIONS_MAX_OFFSET", 1000)
+
+# The online loop (recommender/online/): each serving process buffers at most BUFFER_MAX
+# served lists (more are dropped and counted) and writes them every FLUSH seconds; an
+# event is attributed to a list shown at most WINDOW seconds before it; served lists are
+# deleted after RETENTION days.
+RECSITE_SERVED_BUFFER_MAX = env_int("RECSITE_SERVED_BUFFER_MAX", 10_000)
+RECSITE_SERVED_FLUSH_SECONDS = env_float("RECSITE_SERVED_FLUSH_SECONDS", 1.0)
+RECSITE_SERVED_RETENTION_DAYS = env_int("RECSITE_SERVED_RETENTION_DAYS", 30)
+RECSITE_ATTRIBUTION_WINDOW_SECONDS = env_int("RECSITE_ATTRIBUTION_WINDOW_SECONDS", 24 * 3600)
 
 # The admin dashboard shows a recommender's active version in a warning colour once it
 # is older than this (the schedule may have stopped, or every run since was rejected).

@@ -12,6 +12,7 @@ handler500 = "recsite.api_errors.json_500"
 urlpatterns = [
     path("api/v1/", include("recommender.urls")),
     path("api/v1/", include("training.urls")),
+    path("api/v1/", include("recommender.online.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -109,6 +109,8 @@ class RecommenderForm(forms.ModelForm):
             "promotion_policy",
             "refit_on_full_data",
             "versions_kept",
+            "click_event_types",
+            "conversion_event_types",
         )
         widgets = {
             "schedule_cron": forms.TextInput(attrs={"size": 24, "class": "recsite-cron"}),
@@ -208,6 +210,13 @@ class RecommenderAdmin(admin.ModelAdmin):
         (
             "Policy and retention",
             {"fields": ("promotion_policy", "refit_on_full_data", "versions_kept")},
+        ),
+        (
+            "Online metrics",
+            {
+                "fields": ("click_event_types", "conversion_event_types"),
+                "description": "Which attributed events count as clicks and as conversions.",
+            },
         ),
     )
 

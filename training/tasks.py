@@ -11,7 +11,10 @@ from celery.exceptions import WorkerLostError
 from celery.worker.request import Request
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
+from recommender.online.attribution import attribution_run
+from recommender.online.retention import served_lists_retain
 from recommender.services import artifacts_retain
 from training.runner import default_worker_name, training_run_execute
 from training.services import (
@@ -93,3 +96,15 @@ def retain_artifacts() -> None:
     result = artifacts_retain()
     log = logger.warning if result.errors else logger.info
     log("%s", result.summary())
+
+
+@shared_task(ignore_result=True)
+def attribute_events() -> None:
+    """Fired by beat every minute: one attribution pass (``manage.py attribute_events``)."""
+    logger.info("attribution: %s", attribution_run(now=timezone.now()).summary())
+
+
+@shared_task(ignore_result=True)
+def retain_served_lists() -> None:
+    """Fired by beat every hour: delete served lists past RECSITE_SERVED_RETENTION_DAYS."""
+    logger.info("served lists deleted: %d", served_lists_retain(now=timezone.now()))

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from recommender.models import DataErasure, ErasureKind, Event, Item, Recommender, UserProfile
+from recommender.online.models import ExperimentUserStat, ServedList
 from recommender.serving.signal import active_version_changed
 
 # How many ids of the selection an audit row lists (the counts are always complete).
@@ -53,15 +54,19 @@ def user_erase(
     actor_label: str = "",
     reason: str = "",
 ) -> DataErasure:
-    """Delete every event and the profile of ``user_id``. A user with nothing stored is
-    not an error: the request is recorded all the same (with zero counts)."""
+    """Delete every event, the profile, the served lists and the experiment counts of
+    ``user_id``. A user with nothing stored is not an error: the request is recorded all
+    the same (with zero counts). The hourly online aggregates hold no user and stay."""
     events, _ = Event.objects.filter(user_external_id=user_id).delete()
     profiles, _ = UserProfile.objects.filter(external_id=user_id).delete()
+    served_lists, _ = ServedList.objects.filter(user_external_id=user_id).delete()
+    stats, _ = ExperimentUserStat.objects.filter(user_external_id=user_id).delete()
     return _audit(
         kind=ErasureKind.USER,
         subject=user_id,
         events_deleted=events,
         profiles_deleted=profiles,
+        detail={"served_lists_deleted": served_lists, "experiment_user_stats_deleted": stats},
         actor=actor,
         actor_label=actor_label,
         reason=reason,

@@ -25,8 +25,9 @@ from recommender.ingest import (
 )
 from recommender.metrics import ingest_count
 from recommender.models import OPERATOR_CLIENT, Event, Item, UserProfile
+from recommender.pgcopy import COPY_NULL, copy_text
 
-# Rows per INSERT statement: a full API batch in one statement; 8 parameters a row stays
+# Rows per INSERT statement: a full API batch in one statement; 10 parameters a row stay
 # below both SQLite's 32,766 and PostgreSQL's 65,535 parameter limits.
 _INSERT_CHUNK = 1000
 
@@ -139,6 +140,7 @@ _EVENT_COLUMNS = (
     "weight",
     "timestamp",
     "recommendation_id",
+    "position",
     "ingested_at",
 )
 
@@ -163,6 +165,7 @@ def _insert_events(events: Sequence[EventIn], item_pks: dict[str, int], client: 
             event.weight,
             event.timestamp,
             event.recommendation_id or "",
+            event.position,
             ingested_at,
         )
         for event in events
@@ -180,7 +183,7 @@ def _insert_events(events: Sequence[EventIn], item_pks: dict[str, int], client: 
             chunk = rows[start : start + _INSERT_CHUNK]
             params: list[Any] = []
             for row in chunk:
-                params.extend((*row[:6], adapt(row[6]), row[7], adapt(row[8])))
+                params.extend((*row[:6], adapt(row[6]), row[7], row[8], adapt(row[9])))
             cursor.execute(
                 f"INSERT INTO {table} ({column_sql}) VALUES "
                 + ", ".join([row_sql] * len(chunk))
@@ -192,34 +195,23 @@ def _insert_events(events: Sequence[EventIn], item_pks: dict[str, int], client: 
 
 
 # Named for its columns: a connection that still holds an older shape's table gets a new one.
-_COPY_TABLE = "recsite_event_load_v2"
-
-
-_COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(text: str) -> str:
-    """A string in COPY's text format (most ids need no escaping: checked first)."""
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        return text.translate(_COPY_SPECIAL)
-    return text
-
-
-_COPY_NULL = "\\N"
+_COPY_TABLE = "recsite_event_load_v3"
 
 
 def _copy_line(row: tuple, ingested_at: str) -> str:
-    client, event_id, user_id, item_pk, event_type, weight, timestamp, recommendation_id, _ = row
-    weight_text = _COPY_NULL if weight is None else repr(weight)
+    client, event_id, user_id, item_pk, event_type, weight, timestamp, recommendation_id = row[:8]
+    position = row[8]
+    weight_text = COPY_NULL if weight is None else repr(weight)
+    position_text = COPY_NULL if position is None else str(position)
     return (
-        f"{_copy_text(client)}\t{_copy_text(event_id)}\t{_copy_text(user_id)}\t{item_pk}\t{_copy_text(event_type)}\t"
+        f"{copy_text(client)}\t{copy_text(event_id)}\t{copy_text(user_id)}\t{item_pk}\t{copy_text(event_type)}\t"
         f"{weight_text}\t{timestamp.isoformat()}\t"
-        f"{_copy_text(recommendation_id)}\t{ingested_at}\n"
+        f"{copy_text(recommendation_id)}\t{position_text}\t{ingested_at}\n"
     )
 
 
 def _copy_events(rows: list[tuple], table: str, column_sql: str) -> int:
-    ingested_at = rows[0][8].isoformat() if rows else ""
+    ingested_at = rows[0][9].isoformat() if rows else ""
     body = "".join(_copy_line(row, ingested_at) for row in rows)
     with connection.cursor() as cursor:
         # A temp table lives as long as the connection; it is emptied after each batch
@@ -229,7 +221,7 @@ def _copy_events(rows: list[tuple], table: str, column_sql: str) -> int:
             "client varchar(64), event_id varchar(255), user_external_id varchar(255), "
             "item_id bigint, "
             "event_type varchar(32), weight double precision, timestamp timestamptz, "
-            "recommendation_id varchar(64), ingested_at timestamptz)"
+            "recommendation_id varchar(64), position integer, ingested_at timestamptz)"
         )
         cursor.cursor.copy_expert(
             f"COPY {_COPY_TABLE} ({column_sql}) FROM STDIN", io.StringIO(body)

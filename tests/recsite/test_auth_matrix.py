@@ -35,6 +35,8 @@ from recommender.models import (
     UserProfile,
     VersionStatus,
 )
+from recommender.online.experiments import TreatmentSpec, experiment_create, experiment_stop
+from recommender.online.models import Experiment, ExperimentStatus
 from recommender.services import api_key_create, api_key_revoke, model_version_promote
 from tests.factories import (
     EventFactory,
@@ -85,6 +87,15 @@ API = {
     ("training-runs", "get"): Op(READ),
     ("training-runs", "post"): Op((Scope.TRAINING_WRITE,), body={"dry_run": True}),
     ("training-run", "get"): Op(READ, {"run_id": "<run>"}),
+    ("online-metrics", "get"): Op((Scope.TRAINING_WRITE,)),
+    ("experiments", "post"): Op(
+        (Scope.TRAINING_WRITE,),
+        body={"name": "matrix", "treatments": [{"version": 3, "share": 0.5}]},
+    ),
+    ("experiment", "get"): Op((Scope.TRAINING_WRITE,), {"experiment_id": "<experiment>"}),
+    ("experiment-stop", "post"): Op(
+        (Scope.TRAINING_WRITE,), {"experiment_id": "<experiment>"}, body={"reason": "matrix"}
+    ),
 }
 # Public on purpose: the schema and its UI, the load balancer's probes, and /metrics
 # (unauthenticated by design; restricted at the proxy, see docs/OPERATIONS.md).
@@ -131,6 +142,13 @@ def served(settings, tmp_path) -> TrainingRun:
     create_version(spec)
     version = create_version(spec)
     create_version(spec, promote=False)
+    # A running experiment on another recommender (so "default" may start one).
+    other = ModelVersionFactory(recommender__name="other")
+    ModelVersionFactory(recommender=other.recommender)
+    model_version_promote(version=other, reason="setup")
+    experiment_create(
+        recommender=other.recommender, name="matrix", treatments=[TreatmentSpec(2, 0.5)]
+    )
     return TrainingRunFactory(
         recommender=version.recommender, status=RunStatus.SUCCEEDED, version=version
     )
@@ -161,7 +179,8 @@ DENIED_API_CALLERS: dict[str, tuple[Callable[[Op], APIClient], int]] = {
 
 
 def call(client: APIClient, name: str, method: str, op: Op, run: TrainingRun):
-    kwargs = {k: (run.pk if v == "<run>" else v) for k, v in op.kwargs.items()}
+    placeholders = {"<run>": run.pk, "<experiment>": Experiment.objects.get().pk}
+    kwargs = {k: placeholders.get(v, v) for k, v in op.kwargs.items()}
     url = reverse(name, kwargs=kwargs)
     if method == "post":
         return client.post(url, op.body, format="json")
@@ -177,6 +196,7 @@ def written() -> tuple[int, ...]:
         TrainingRun.objects.count(),
         DataErasure.objects.count(),
         PromotionEvent.objects.count(),
+        Experiment.objects.filter(status=ExperimentStatus.RUNNING).count(),
     )
 
 
@@ -233,6 +253,7 @@ REVOKE = "recommender.change_apikey"
 ADD_KEY = "recommender.add_apikey"
 DELETE_EVENT = "recommender.delete_event"
 DELETE_ITEM = "recommender.delete_item"
+MANAGE_EXPERIMENT = "recommender.manage_experiment"
 VIEW_PERMISSIONS = (
     "recommender.view_event",
     "recommender.view_item",
@@ -256,6 +277,8 @@ class World:
     api_key: ApiKey
     event: Event
     profile: UserProfile
+    running: Experiment  # of "shop": v2 (active) against v3
+    stopped: Experiment  # of "shop", stopped: v3 may be promoted as its winner
 
 
 @pytest.fixture
@@ -270,7 +293,22 @@ def world() -> World:
     idle = RecommenderFactory(name="idle")
     event = EventFactory(user_external_id="subject")
     profile = UserProfile.objects.create(external_id="subject")
-    return World(v1=v1, v3=v3, run=run, idle=idle, api_key=api_key, event=event, profile=profile)
+    treatments = [TreatmentSpec(version=v3.number, share=0.5)]
+    stopped = experiment_stop(
+        experiment=experiment_create(recommender=v1.recommender, name="old", treatments=treatments)
+    )
+    running = experiment_create(recommender=v1.recommender, name="now", treatments=treatments)
+    return World(
+        v1=v1,
+        v3=v3,
+        run=run,
+        idle=idle,
+        api_key=api_key,
+        event=event,
+        profile=profile,
+        running=running,
+        stopped=stopped,
+    )
 
 
 def _changelist(model: type[Model]) -> str:
@@ -328,6 +366,19 @@ ADMIN_VIEWS = {
         START,
         lambda w: (reverse("admin:training_trainingrun_cancel", args=[w.run.pk]), {}),
         _run_state,
+    ),
+    "recommender_experiment_stop": AdminCase(
+        MANAGE_EXPERIMENT,
+        lambda w: (reverse("admin:recommender_experiment_stop", args=[w.running.pk]), CONFIRMED),
+        lambda w: Experiment.objects.get(pk=w.running.pk).status,
+    ),
+    "recommender_experiment_promote": AdminCase(
+        PROMOTE,
+        lambda w: (
+            reverse("admin:recommender_experiment_promote", args=[w.stopped.pk]),
+            {**CONFIRMED, "arm": "treatment-1"},
+        ),
+        lambda w: _status(w.v3),
     ),
 }
 # Custom admin URLs that only read (any staff member with the model's view permission).

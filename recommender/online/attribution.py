@@ -1,0 +1,381 @@
+"""The attribution pass: new served lists and new events into the hourly aggregates
+(``OnlineHourly``) and the per-user experiment counts (``ExperimentUserStat``).
+
+Incremental and resumable: the ``AttributionCursor`` row says what is done (served lists
+up to a creation time, events up to a primary key). Each batch updates the aggregates
+and advances the cursor in one transaction under the cursor's row lock, so a pass that
+dies loses nothing and counts nothing twice, and two passes never overlap. An event is
+read once, by its key: an event replayed by its client is stored once at ingest (the
+``(event_id, client)`` constraint) and so counted once.
+
+Rows still being written are not read yet: a pass takes lists created, and events
+ingested, at least ``SETTLE`` before ``now``. Within that time a serving process has
+flushed the lists an event may point at (``RECSITE_SERVED_FLUSH_SECONDS``), and an
+ingest transaction that took lower keys has committed; a row committed later than that
+with a lower key than a row already read would be missed.
+
+Counts go to the hour the list was shown (a click at 00:10 on a list of 23:55 counts for
+23:00), so each hour's CTR is clicks on that hour's impressions. Which event types are
+clicks and conversions is the list's recommender's setting (``click_event_types``,
+``conversion_event_types``); other attributed events count in no rate."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from recommender.models import Event, Recommender
+from recommender.online.attribution_rules import (
+    EventFacts,
+    ShownList,
+    attribute,
+    user_lists_index,
+)
+from recommender.online.ids import recommendation_id_parse
+from recommender.online.metrics import EVENTS_ATTRIBUTED
+from recommender.online.models import (
+    AttributionCursor,
+    Experiment,
+    ExperimentUserStat,
+    OnlineHourly,
+    ServedList,
+)
+
+SETTLE = timedelta(seconds=60)
+CURSOR_NAME = "default"
+LISTS_PER_BATCH = 20_000
+EVENTS_PER_BATCH = 10_000
+
+# (hour, recommender_id, model_version, experiment_id, arm, position)
+HourKey = tuple[datetime, int, int, int, str, int]
+# (experiment_id, arm, user)
+UserKey = tuple[int, str, str]
+LISTS, IMPRESSIONS, CLICKS, CONVERSIONS = range(4)
+_COUNT_FIELDS = ("lists", "impressions", "clicks", "conversions")
+
+
+@dataclass
+class AttributionResult:
+    lists: int = 0
+    events: int = 0
+    attributed: int = 0
+    unattributed: int = 0
+    unknown_ids: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.lists} served lists and {self.events} events read: {self.attributed} "
+            f"attributed, {self.unattributed} not, {self.unknown_ids} naming an unknown "
+            "recommendation_id"
+        )
+
+
+def attribution_run(*, now: datetime) -> AttributionResult:
+    """One pass: every settled list and event not read yet, batch by batch."""
+    AttributionCursor.objects.get_or_create(name=CURSOR_NAME)
+    result = AttributionResult()
+    while _lists_batch(now=now, result=result):
+        pass
+    while _events_batch(now=now, result=result):
+        pass
+    return result
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _shown(row: Mapping) -> ShownList:
+    return ShownList(
+        id=row["id"],
+        user_id=row["user_external_id"],
+        created_at=row["created_at"],
+        item_ids=row["item_ids"],
+        first_position=row["first_position"],
+        recommender_id=row["recommender_id"],
+        model_version=row["model_version"] or 0,
+        experiment_id=row["experiment_id"] or 0,
+        arm=row["arm"],
+    )
+
+
+_LIST_FIELDS = (
+    "id",
+    "user_external_id",
+    "created_at",
+    "item_ids",
+    "first_position",
+    "recommender_id",
+    "model_version",
+    "experiment_id",
+    "arm",
+)
+
+
+def _hour_key(shown: ShownList, position: int) -> HourKey:
+    return (
+        _hour(shown.created_at),
+        shown.recommender_id,
+        shown.model_version,
+        shown.experiment_id,
+        shown.arm,
+        position,
+    )
+
+
+@transaction.atomic
+def _lists_batch(*, now: datetime, result: AttributionResult) -> bool:
+    """Count the impressions of the next settled lists; False when none was left."""
+    cursor = AttributionCursor.objects.select_for_update().get(name=CURSOR_NAME)
+    lists = ServedList.objects.filter(created_at__lte=now - SETTLE)
+    if cursor.lists_done_until is not None:
+        lists = lists.filter(created_at__gt=cursor.lists_done_until)
+    rows = list(lists.order_by("created_at").values(*_LIST_FIELDS)[: LISTS_PER_BATCH + 1])
+    if not rows:
+        return False
+    if len(rows) > LISTS_PER_BATCH:
+        # Stop before the last timestamp of the batch, so lists sharing it are read together.
+        last = rows[-1]["created_at"]
+        rows = [row for row in rows if row["created_at"] < last] or list(
+            lists.filter(created_at=last).values(*_LIST_FIELDS)
+        )
+    hourly: dict[HourKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    per_user: dict[UserKey, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for row in rows:
+        shown = _shown(row)
+        hourly[_hour_key(shown, shown.first_position)][LISTS] += 1
+        for index in range(len(shown.item_ids)):
+            hourly[_hour_key(shown, shown.first_position + index)][IMPRESSIONS] += 1
+        if shown.experiment_id and shown.user_id:
+            per_user[(shown.experiment_id, shown.arm, shown.user_id)][0] += len(shown.item_ids)
+    _hourly_add(hourly)
+    _user_stats_add(per_user)
+    cursor.lists_done_until = max(row["created_at"] for row in rows)
+    cursor.save(update_fields=["lists_done_until", "updated_at"])
+    result.lists += len(rows)
+    return True
+
+
+@transaction.atomic
+def _events_batch(*, now: datetime, result: AttributionResult) -> bool:
+    """Attribute the next settled events; False when none was left."""
+    cursor = AttributionCursor.objects.select_for_update().get(name=CURSOR_NAME)
+    rows = list(
+        Event.objects.filter(pk__gt=cursor.last_event_id)
+        .order_by("pk")
+        .values(
+            "pk",
+            "user_external_id",
+            "item__external_id",
+            "event_type",
+            "timestamp",
+            "recommendation_id",
+            "ingested_at",
+        )[:EVENTS_PER_BATCH]
+    )
+    settled_until = now - SETTLE
+    for index, row in enumerate(rows):
+        if row["ingested_at"] > settled_until:
+            rows = rows[:index]
+            break
+    if not rows:
+        return False
+    facts = [
+        EventFacts(
+            user_id=row["user_external_id"],
+            item_id=row["item__external_id"],
+            timestamp=row["timestamp"],
+            recommendation_id=recommendation_id_parse(row["recommendation_id"]),
+            names_a_list=bool(row["recommendation_id"]),
+        )
+        for row in rows
+    ]
+    window = timedelta(seconds=settings.RECSITE_ATTRIBUTION_WINDOW_SECONDS)
+    skew = timedelta(seconds=settings.RECSITE_EVENT_FUTURE_TOLERANCE_SECONDS)
+    named = _named_lists({fact.recommendation_id for fact in facts} - {None})
+    by_user = user_lists_index(_user_lists(facts, window))
+    kinds = _event_kinds(
+        {shown.recommender_id for shown in named.values()}
+        | {shown.recommender_id for lists in by_user.values() for shown in lists.lists}
+    )
+    hourly: dict[HourKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    per_user: dict[UserKey, list[int]] = defaultdict(lambda: [0, 0, 0])
+    attributed = unknown = 0
+    for fact, row in zip(facts, rows, strict=True):
+        found = attribute(
+            fact,
+            named=named.get(fact.recommendation_id) if fact.recommendation_id else None,
+            user_lists=by_user.get(fact.user_id),
+            window=window,
+            skew=skew,
+        )
+        unknown += found.unknown_id
+        if found.list is None:
+            continue
+        attributed += 1
+        clicks, conversions = kinds.get(found.list.recommender_id, ((), ()))
+        counts = hourly[_hour_key(found.list, found.position)]
+        is_click, is_conversion = row["event_type"] in clicks, row["event_type"] in conversions
+        counts[CLICKS] += is_click
+        counts[CONVERSIONS] += is_conversion
+        if found.list.experiment_id and (is_click or is_conversion):
+            stat = per_user[(found.list.experiment_id, found.list.arm, fact.user_id)]
+            stat[1] += is_click
+            stat[2] += is_conversion
+    _hourly_add({key: counts for key, counts in hourly.items() if any(counts)})
+    _user_stats_add(per_user)
+    cursor.last_event_id = rows[-1]["pk"]
+    cursor.events_attributed += attributed
+    cursor.events_unattributed += len(rows) - attributed
+    cursor.unknown_ids += unknown
+    cursor.save(
+        update_fields=[
+            "last_event_id",
+            "events_attributed",
+            "events_unattributed",
+            "unknown_ids",
+            "updated_at",
+        ]
+    )
+    transaction.on_commit(lambda: _count(attributed, len(rows) - attributed))
+    result.events += len(rows)
+    result.attributed += attributed
+    result.unattributed += len(rows) - attributed
+    result.unknown_ids += unknown
+    return True
+
+
+def _count(attributed: int, unattributed: int) -> None:
+    EVENTS_ATTRIBUTED.labels("attributed").inc(attributed)
+    EVENTS_ATTRIBUTED.labels("unattributed").inc(unattributed)
+
+
+def _named_lists(ids: set[uuid.UUID]) -> dict[uuid.UUID, ShownList]:
+    if not ids:
+        return {}
+    return {
+        row["id"]: _shown(row)
+        for row in ServedList.objects.filter(pk__in=ids).values(*_LIST_FIELDS)
+    }
+
+
+def _user_lists(facts: list[EventFacts], window: timedelta) -> list[ShownList]:
+    """The lists of the batch's users that any of their events could be attributed to."""
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for fact in facts:
+        first, last = spans.get(fact.user_id, (fact.timestamp, fact.timestamp))
+        spans[fact.user_id] = (min(first, fact.timestamp), max(last, fact.timestamp))
+    # One range per user would make the query as long as the batch; one range for all
+    # users reads a few more rows instead.
+    users = sorted(spans)
+    start = min(first for first, _ in spans.values()) - window
+    end = max(last for _, last in spans.values())
+    lists: list[ShownList] = []
+    for offset in range(0, len(users), 1000):
+        rows = ServedList.objects.filter(
+            Q(user_external_id__in=users[offset : offset + 1000]),
+            created_at__gte=start,
+            created_at__lte=end,
+        ).values(*_LIST_FIELDS)
+        lists.extend(_shown(row) for row in rows)
+    return lists
+
+
+def _event_kinds(recommender_ids: set[int]) -> dict[int, tuple[frozenset, frozenset]]:
+    return {
+        pk: (frozenset(clicks or ()), frozenset(conversions or ()))
+        for pk, clicks, conversions in Recommender.objects.filter(
+            pk__in=recommender_ids
+        ).values_list("pk", "click_event_types", "conversion_event_types")
+    }
+
+
+def _hourly_add(deltas: Mapping[HourKey, list[int]]) -> None:
+    """Add ``deltas`` to the hourly rows (created when missing). The caller holds the
+    cursor lock, so no other writer changes these rows meanwhile."""
+    if not deltas:
+        return
+    existing = {
+        (
+            row.hour,
+            row.recommender_id,
+            row.model_version,
+            row.experiment_id,
+            row.arm,
+            row.position,
+        ): row
+        for row in OnlineHourly.objects.filter(
+            recommender_id__in={key[1] for key in deltas}, hour__in={key[0] for key in deltas}
+        )
+    }
+    changed, created = [], []
+    for key, counts in deltas.items():
+        row = existing.get(key)
+        if row is None:
+            hour, recommender_id, version, experiment_id, arm, position = key
+            row = OnlineHourly(
+                hour=hour,
+                recommender_id=recommender_id,
+                model_version=version,
+                experiment_id=experiment_id,
+                arm=arm,
+                position=position,
+            )
+            created.append(row)
+        else:
+            changed.append(row)
+        for name, value in zip(_COUNT_FIELDS, counts, strict=True):
+            setattr(row, name, getattr(row, name) + value)
+    OnlineHourly.objects.bulk_create(created, batch_size=1000)
+    OnlineHourly.objects.bulk_update(changed, _COUNT_FIELDS, batch_size=1000)
+
+
+def _user_stats_add(deltas: Mapping[UserKey, list[int]]) -> None:
+    """Like ``_hourly_add``, per experiment, arm and user. A list naming an experiment
+    that does not exist counts in the hourly rows only."""
+    experiments = set(
+        Experiment.objects.filter(pk__in={key[0] for key in deltas}).values_list("pk", flat=True)
+    )
+    deltas = {key: counts for key, counts in deltas.items() if key[0] in experiments}
+    if not deltas:
+        return
+    existing = {
+        (row.experiment_id, row.arm, row.user_external_id): row
+        for row in _user_stats_of(deltas.keys())
+    }
+    changed, created = [], []
+    for key, (impressions, clicks, conversions) in deltas.items():
+        row = existing.get(key)
+        if row is None:
+            row = ExperimentUserStat(experiment_id=key[0], arm=key[1], user_external_id=key[2])
+            created.append(row)
+        else:
+            changed.append(row)
+        row.impressions += impressions
+        row.clicks += clicks
+        row.conversions += conversions
+    ExperimentUserStat.objects.bulk_create(created, batch_size=1000)
+    ExperimentUserStat.objects.bulk_update(
+        changed, ["impressions", "clicks", "conversions"], batch_size=1000
+    )
+
+
+def _user_stats_of(keys: Iterable[UserKey]) -> list[ExperimentUserStat]:
+    keys = list(keys)
+    rows: list[ExperimentUserStat] = []
+    for offset in range(0, len(keys), 1000):
+        chunk = keys[offset : offset + 1000]
+        rows.extend(
+            ExperimentUserStat.objects.filter(
+                experiment_id__in={key[0] for key in chunk},
+                user_external_id__in={key[2] for key in chunk},
+            )
+        )
+    return rows
