@@ -82,7 +82,7 @@ class OnlineMetricsApi(APIView):
         ),
     )
     def get(self, request):
-        data = query_validate(ONLINE_METRICS_QUERY, request)
+        data = query_validate(ONLINE_METRICS_QUERY, request.query_params)
         recommender = recommender_get(name=data["recommender"])
         rows = online_metrics(
             recommender=recommender,
