@@ -442,6 +442,7 @@ def recommendations_answer(params: QueryDict, *, user_id: str) -> dict:
         "user_id": page.user_id,
         "model_version": page.model_version,
         "recommendation_id": page.recommendation_id,
+        "experiment": page.experiment,
         "fallback": page.fallback,
         "items": page.items,
         "pagination": {

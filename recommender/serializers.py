@@ -132,6 +132,11 @@ class PaginationOutput(serializers.Serializer):
     has_more = serializers.BooleanField(help_text="Whether the next page holds items.")
 
 
+class ExperimentArmOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    arm = serializers.CharField()
+
+
 class RecommendationsOutput(serializers.Serializer):
     """Documents the response (the view builds it as a plain dict)."""
 
@@ -139,7 +144,11 @@ class RecommendationsOutput(serializers.Serializer):
     user_id = serializers.CharField()
     model_version = serializers.IntegerField(allow_null=True)
     recommendation_id = serializers.CharField(
-        help_text="Send it back with the events this list leads to."
+        help_text="Send it back with the events this list leads to (a UUIDv7 in hex)."
+    )
+    experiment = ExperimentArmOutput(
+        allow_null=True,
+        help_text="The running experiment and the arm this user is in; null when none.",
     )
     fallback = serializers.ChoiceField(
         choices=["unknown_user", "no_model"], allow_null=True, help_text="null: ranked by the model"
@@ -152,6 +161,9 @@ class SimilarItemsOutput(serializers.Serializer):
     recommender = serializers.CharField()
     item_id = serializers.CharField()
     model_version = serializers.IntegerField()
+    recommendation_id = serializers.CharField(
+        help_text="Send it back with the events this list leads to (a UUIDv7 in hex)."
+    )
     items = RankedItemOutput(many=True)
 
 

@@ -10,9 +10,12 @@ application = get_dispatching_application()
 
 # After get_dispatching_application(): serving imports models, loadable only once Django
 # is set up.
+from recommender.online.recording import recording_start  # noqa: E402
 from recommender.serving.registry import registry  # noqa: E402
 
 # Load the active models and start watching for promotions in this process (each
 # gunicorn worker imports this module after the fork).
 if settings.RECSITE_SERVING_WATCH:
     registry.start()
+# Write the lists this process serves (buffered) in the background.
+recording_start()

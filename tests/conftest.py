@@ -51,6 +51,16 @@ def serving_registry_reset():
 
 
 @pytest.fixture(autouse=True)
+def served_lists_reset():
+    """No test writes (or counts) the served lists another test's requests buffered."""
+    from recommender.online.recording import recording_reset
+
+    recording_reset()
+    yield
+    recording_reset()
+
+
+@pytest.fixture(autouse=True)
 def api_key_cache_reset():
     """No test authenticates with a key another test validated (and then deleted)."""
     from recommender.auth import key_cache

@@ -187,6 +187,12 @@ def recording_start() -> None:
     buffer.start(settings.RECSITE_SERVED_FLUSH_SECONDS)
 
 
+def recording_reset() -> None:
+    """Forget what is buffered and the recommender keys cached (tests)."""
+    buffer.clear()
+    _recommender_pks.clear()
+
+
 def flush() -> int:
     """Write what this process has buffered, now, in the calling thread."""
     return buffer.flush()

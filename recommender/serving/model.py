@@ -18,6 +18,10 @@ from recommender.ids import IdArray, IdIndex
 from recommender.models import ModelVersion, VersionStatus
 from recommender.serving import scoring
 
+# A version that failed to load is tried again after this long (not at every refresh:
+# a load hashes the whole artifact).
+RETRY_FAILED_SECONDS = 60.0
+
 
 @dataclass(frozen=True)
 class ActiveVersion:
@@ -40,25 +44,38 @@ def _data_read_at(data_window: Any) -> datetime | None:
         return None
 
 
+_VERSION_COLUMNS = (
+    "recommender_id",
+    "pk",
+    "number",
+    "artifact_uri",
+    "artifact_sha256",
+    "created_at",
+    "data_window",
+)
+
+
+def _version(row: tuple[Any, ...], recommender: str) -> ActiveVersion:
+    rec_id, pk, number, uri, sha, created, window = row
+    return ActiveVersion(rec_id, recommender, pk, number, uri, sha, created, _data_read_at(window))
+
+
 def active_versions(names: dict[int, str]) -> dict[str, ActiveVersion | None]:
     """The active version of every recommender in ``names`` (pk -> name; None when it has
     none)."""
     active: dict[str, ActiveVersion | None] = {name: None for name in names.values()}
-    rows = ModelVersion.objects.filter(status=VersionStatus.ACTIVE).values_list(
-        "recommender_id",
-        "pk",
-        "number",
-        "artifact_uri",
-        "artifact_sha256",
-        "created_at",
-        "data_window",
-    )
-    for rec_id, pk, number, uri, sha, created, window in rows:
-        if rec_id in names:
-            active[names[rec_id]] = ActiveVersion(
-                rec_id, names[rec_id], pk, number, uri, sha, created, _data_read_at(window)
-            )
+    rows = ModelVersion.objects.filter(status=VersionStatus.ACTIVE).values_list(*_VERSION_COLUMNS)
+    for row in rows:
+        if row[0] in names:
+            active[names[row[0]]] = _version(row, names[row[0]])
     return active
+
+
+def versions_get(pks: set[int], names: dict[int, str]) -> dict[int, ActiveVersion]:
+    """The versions with these primary keys, whatever their status (an experiment's arms
+    keep serving the versions they started with), by primary key."""
+    rows = ModelVersion.objects.filter(pk__in=pks).values_list(*_VERSION_COLUMNS)
+    return {row[1]: _version(row, names.get(row[0], "")) for row in rows}
 
 
 @dataclass(frozen=True, eq=False)

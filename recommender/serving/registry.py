@@ -44,14 +44,19 @@ from recommender.models import Recommender
 from recommender.selectors import user_erasures_stamp, users_erased_since
 from recommender.serving import metrics
 from recommender.serving.catalog import Catalog, catalog_stamp, events_stamp
+from recommender.serving.experiments import ExperimentArms, ServedExperiment, experiment_plans
 from recommender.serving.fallback import popularity_state_build
-from recommender.serving.model import ActiveVersion, LoadedModel, active_versions
+from recommender.serving.model import (
+    RETRY_FAILED_SECONDS,
+    ActiveVersion,
+    LoadedModel,
+    active_versions,
+)
 from recommender.serving.signal import active_version_key
 from recommender.serving.state import ServingState, model_state_build
 
 logger = logging.getLogger(__name__)
 
-RETRY_FAILED_SECONDS = 60.0
 # The no-model popularity (an aggregate over all events) is rebuilt at most this often
 # when only events changed; a catalog change rebuilds it at the next refresh.
 FALLBACK_REBUILD_SECONDS = 30.0
@@ -135,6 +140,7 @@ class ServingRegistry:
         self._fallback_events: dict[str, Any] = {}
         self._fallback_built: dict[str, float] = {}
         self._forgotten: dict[str, tuple[tuple[int, int | None], frozenset[str]]] = {}
+        self._experiments = ExperimentArms()
 
     @property
     def catalog(self) -> Catalog | None:
@@ -148,6 +154,11 @@ class ServingRegistry:
         if not self._refreshed:
             self.refresh()
         return self._states.get(name)
+
+    def experiment(self, name: str) -> ServedExperiment | None:
+        """``name``'s running experiment as this process serves it (read once per request,
+        after ``state``)."""
+        return self._experiments.served.get(name)
 
     # -- loading --
 
@@ -208,6 +219,20 @@ class ServingRegistry:
         for name in set(states) - set(actives):
             del states[name]
         self._states = self._forget_erased_users(states)
+
+        def catalog_now() -> Catalog:
+            nonlocal catalog
+            if catalog is None:
+                catalog = current_catalog()
+            return catalog
+
+        self._experiments.refresh(
+            experiment_plans(names),
+            self._states,
+            catalog_now,
+            stamp,
+            forget=lambda key, state: self._forget_erased_users({key: state})[key],
+        )
         # Kept for the next swap: a promotion under an unchanged catalog reads nothing.
         self._catalog = catalog or self._catalog
         now = time.time()

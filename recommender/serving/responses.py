@@ -3,7 +3,6 @@ item, each from one ``ServingState`` read once per request."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +10,11 @@ import numpy as np
 from django.conf import settings
 
 from recommender.exceptions import NoModel
+from recommender.online.ids import recommendation_id_new
+from recommender.online.models import ServedListKind
+from recommender.online.recording import served_list_record
 from recommender.selectors import recommender_get, user_recent_item_pks
+from recommender.serving.experiments import ServedArm, ServedExperiment
 from recommender.serving.registry import registry
 from recommender.serving.state import Ranking, ServingState
 
@@ -23,6 +26,7 @@ class RecommendationPage:
     model_version: int | None
     fallback: str | None
     recommendation_id: str
+    experiment: dict[str, Any] | None  # {"id", "arm"} while the user is in an experiment
     items: list[dict[str, Any]]
     limit: int
     offset: int
@@ -64,6 +68,11 @@ def _items(state: ServingState, ranking: Ranking, first_rank: int) -> list[dict[
     ]
 
 
+def _arm(recommender: str, user_id: str) -> tuple[ServedExperiment | None, ServedArm | None]:
+    experiment = registry.experiment(recommender)
+    return (experiment, experiment.arm_of(user_id)) if experiment else (None, None)
+
+
 def recommendations_get(
     *,
     recommender: str,
@@ -74,11 +83,29 @@ def recommendations_get(
     category: str | None,
 ) -> RecommendationPage:
     """A page of recommendations with one query: the user's recent events. The model,
-    the catalog filters and the items' titles are in the state."""
+    the catalog filters and the items' titles are in the state; a user in a running
+    experiment gets their arm's. The list is recorded for attribution (buffered, off the
+    request path)."""
     state = _state_or_raise(recommender)
+    experiment, arm = _arm(recommender, user_id)
+    if arm is not None:
+        state = arm.state
     seen = user_recent_item_pks(user_id=user_id, limit=settings.RECSITE_SEEN_EVENTS_MAX)
     ranking = state.rank(
         user_id=user_id, seen=seen, exclude=exclude, category=category, offset=offset, limit=limit
+    )
+    recommendation_id = recommendation_id_new()
+    served_list_record(
+        recommendation_id=recommendation_id,
+        recommender=recommender,
+        model_version=state.version_number,
+        user_id=user_id,
+        item_ids=ranking.ids,
+        sources=state.sources(ranking),
+        kind=ServedListKind.RECOMMENDATIONS,
+        first_position=offset + 1,
+        experiment_id=experiment.experiment_id if arm else None,
+        arm=arm.name if arm else "",
     )
     items = _items(state, ranking, first_rank=offset + 1)
     return RecommendationPage(
@@ -86,7 +113,10 @@ def recommendations_get(
         user_id=user_id,
         model_version=state.version_number,
         fallback=ranking.fallback,
-        recommendation_id=uuid.uuid4().hex,
+        recommendation_id=recommendation_id.hex,
+        experiment={"id": experiment.experiment_id, "arm": arm.name}
+        if experiment and arm
+        else None,
         items=items,
         limit=limit,
         offset=offset,
@@ -96,12 +126,25 @@ def recommendations_get(
 
 
 def similar_items_get(*, recommender: str, item_id: str, limit: int) -> dict[str, Any]:
+    """The items nearest to ``item_id`` (the active version: no user, so no experiment
+    arm); recorded like a recommendation list, without a user."""
     state = _state_or_raise(recommender)
     ranking = state.similar(item_id=item_id, limit=limit)
+    recommendation_id = recommendation_id_new()
+    served_list_record(
+        recommendation_id=recommendation_id,
+        recommender=recommender,
+        model_version=state.version_number,
+        user_id="",
+        item_ids=ranking.ids,
+        sources=state.sources(ranking),
+        kind=ServedListKind.SIMILAR,
+    )
     items = _items(state, ranking, first_rank=1)
     return {
         "recommender": recommender,
         "item_id": item_id,
         "model_version": state.version_number,
+        "recommendation_id": recommendation_id.hex,
         "items": items,
     }

@@ -20,6 +20,10 @@ from recommender.serving.scoring import FactorBlock, Page
 
 UNKNOWN_USER = "unknown_user"
 NO_MODEL = "no_model"
+# What ranked an item of a response (recorded with the served list).
+SOURCE_MODEL = "model"
+SOURCE_COLD_START = "cold_start_category"  # a catalogue item scored through its categories
+SOURCE_POPULARITY = "popularity_fallback"
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
@@ -117,6 +121,18 @@ class ServingState:
     @property
     def version_number(self) -> int | None:
         return self.model.version.number if self.model else None
+
+    def sources(self, ranking: Ranking) -> list[str]:
+        """What ranked each item of ``ranking``: the model (its own items, or catalogue
+        items through their categories) or, without a model or for an unknown user,
+        popularity."""
+        if ranking.fallback is not None:
+            return [SOURCE_POPULARITY] * len(ranking.ids)
+        head = len(self.universe.head_ids)
+        return [
+            SOURCE_MODEL if position < head else SOURCE_COLD_START
+            for position in ranking.page.indices.tolist()
+        ]
 
     def rank(
         self,

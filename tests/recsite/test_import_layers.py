@@ -34,6 +34,7 @@ DEFERRED_ALLOWED = {
     ("training.apps", "TrainingConfig.ready", "from training import tasks"),
     # After get_wsgi_application(): serving imports models.
     ("recsite.wsgi", "<module>", "from recommender.serving.registry import registry"),
+    ("recsite.wsgi", "<module>", "from recommender.online.recording import recording_start"),
     # After PROMETHEUS_MULTIPROC_DIR is set: prometheus_client reads it when imported.
     ("recsite.gunicorn.conf", "<module>", "from prometheus_client import multiprocess"),
 }

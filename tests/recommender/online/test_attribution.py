@@ -31,8 +31,6 @@ NOW = INGESTED + SETTLE
 
 @pytest.fixture(autouse=True)
 def recommender():
-    recording.buffer.clear()
-    recording._recommender_pks.clear()
     return RecommenderFactory(
         name="default", click_event_types=["click"], conversion_event_types=["purchase"]
     )

@@ -23,15 +23,6 @@ def dropped(reason: str) -> float:
     return value or 0.0
 
 
-@pytest.fixture(autouse=True)
-def empty_buffer():
-    recording.buffer.clear()
-    recording._recommender_pks.clear()
-    yield
-    recording.buffer.clear()
-    recording._recommender_pks.clear()
-
-
 def record(recommender="default", **overrides) -> bool:
     values = {
         "recommendation_id": recommendation_id_new(),
