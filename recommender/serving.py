@@ -47,6 +47,7 @@ from recommender import serving_metrics as metrics
 from recommender.artifact_store import local_artifact_path
 from recommender.artifacts import ArtifactError, LoadedArtifact, load_artifact
 from recommender.exceptions import ItemNotFound, NoModel, RecsiteError, UnknownCategory
+from recommender.families import Algorithm
 from recommender.features import CATEGORY_PREFIX
 from recommender.ids import IdArray, IdIndex
 from recommender.models import Event, Item, ModelVersion, Recommender, VersionStatus
@@ -296,6 +297,12 @@ class LoadedModel:
             mmap=True,
             expected_sha256=version.artifact_sha256,
         )
+        if artifact.family != Algorithm.LIGHTFM:  # the other families are served next
+            raise ArtifactError(
+                "unsupported_family",
+                f"version {version.number} is a {artifact.family} model; this server "
+                "scores lightfm models only",
+            )
         arrays = artifact.arrays
         names = artifact.feature_names.get("items", [])
         if len(names) != arrays["item_feature_embeddings"].shape[0]:

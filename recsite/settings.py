@@ -315,6 +315,9 @@ if not 0 < RECSITE_EVENT_WEIGHT_MAX < 1e30:
     )
 RECSITE_STRICT_CATALOG = env_bool("RECSITE_STRICT_CATALOG", False)
 RECSITE_ARTIFACT_DIR = Path(env_str("RECSITE_ARTIFACT_DIR", str(DATA_DIR / "artifacts")))
+# EASE inverts a dense items x items matrix (float32: ~8 bytes x items^2 at the peak, 3.2 GB
+# at 20,000): a run of that family with more items fails saying so (training/families/ease.py).
+RECSITE_EASE_MAX_ITEMS = env_int("RECSITE_EASE_MAX_ITEMS", 20_000)
 
 # Serving (recommender/serving.py): each process checks the cache key that promote /
 # rollback bump every CHECK seconds and polls the database (active versions, catalog

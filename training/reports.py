@@ -75,8 +75,19 @@ def champion_note(metrics: dict) -> str:
     return ""
 
 
+def hyperparameters_text(hyperparameters: dict) -> str:
+    """``ease: lambda=300.0, top_k=200, ...`` (what a run fits), or "" when unrecorded."""
+    values = dict(hyperparameters or {})
+    family = values.pop("family", None)
+    if family is None:
+        return ""
+    return f"{family}: " + ", ".join(f"{name}={value}" for name, value in values.items())
+
+
 def render_run_summary(run: TrainingRun) -> str:
     lines = [f"Run #{run.pk} of {run.recommender.name!r}: {run.status}"]
+    if run.hyperparameters:
+        lines.append(f"model: {hyperparameters_text(run.hyperparameters)}")
     if run.phase_timings:
         timings = ", ".join(f"{phase} {secs:.2f}s" for phase, secs in run.phase_timings.items())
         lines.append(f"phases: {timings}")

@@ -326,7 +326,7 @@ def test_two_beats_never_train_twice_at_once_and_record_the_duplicate_triggers(
     along: never more than one queued-or-running run; every trigger sent is recorded as
     a run or a skipped run, and some are skipped because the other beat's run was live."""
     recommender = worker_recommender
-    recommender.epochs = 3
+    recommender.hyperparameters = {"lightfm": {"epochs": 3, "no_components": 16}}
     recommender.schedule_enabled = True
     recommender.save()
     every = IntervalSchedule.objects.create(every=2, period=IntervalSchedule.SECONDS)
