@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from recommender.families import FAMILIES, RUN_SETTINGS
 from training.models import TrainingRun
 
 _SHOWN = ("precision", "recall", "ndcg", "map", "coverage", "auc")
@@ -76,12 +77,15 @@ def champion_note(metrics: dict) -> str:
 
 
 def hyperparameters_text(hyperparameters: dict) -> str:
-    """``ease: lambda=300.0, top_k=200, ...`` (what a run fits), or "" when unrecorded."""
+    """``ease: lambda=300.0, top_k=200, ...`` (what a run fits) in the schema's order (a
+    PostgreSQL JSON column keeps none), or "" when unrecorded."""
     values = dict(hyperparameters or {})
-    family = values.pop("family", None)
+    family = FAMILIES.get(values.pop("family", None))
     if family is None:
         return ""
-    return f"{family}: " + ", ".join(f"{name}={value}" for name, value in values.items())
+    order = [*(p.name for p in family.params), *RUN_SETTINGS]
+    names = sorted(values, key=lambda n: order.index(n) if n in order else len(order))
+    return f"{family.name}: " + ", ".join(f"{name}={values[name]}" for name in names)
 
 
 def render_run_summary(run: TrainingRun) -> str:

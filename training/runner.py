@@ -74,6 +74,7 @@ from training.pipeline.matrices import (
 from training.pipeline.metrics import evaluate
 from training.pipeline.models import PopularityScorer
 from training.pipeline.split import Split, split_global, split_matrices, split_per_user
+from training.reports import hyperparameters_text
 from training.selectors import training_run_should_stop
 from training.services import (
     training_run_claim,
@@ -242,7 +243,7 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
 
     if options.get("dry_run"):
         plan = (
-            f"dry run: would fit {family.name} {params} on {stats['events']} events, "
+            f"dry run: would fit {hyperparameters_text(params)} on {stats['events']} events, "
             f"holdout {recommender.holdout_strategy} {recommender.holdout_fraction:g}, k={k}"
         )
         reporter.log(plan)

@@ -60,7 +60,7 @@ def test_bad_arguments_exit_2(recommender):
 
 def test_dry_run_fits_nothing(recommender, capsys):
     assert retrain("--dry-run") == 0
-    assert "would fit lightfm {'family': 'lightfm'" in capsys.readouterr().out
+    assert "would fit lightfm: no_components=32, loss=warp," in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

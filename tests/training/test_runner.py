@@ -148,7 +148,7 @@ def test_a_dry_run_reports_data_and_saves_nothing(recommender):
     run = run_now(recommender, dry_run=True)
     assert run.decision == Decision.DRY_RUN
     assert run.data_stats["events"] == 6000
-    assert "would fit lightfm" in run.decision_reason
+    assert "would fit lightfm: no_components=16" in run.decision_reason
     assert not ModelVersion.objects.exists()
 
 
