@@ -201,7 +201,7 @@ def test_runs_with_redis_down_and_restarted_are_refused_or_sent_again_and_train_
     assert busy.status_code == 202, busy.text
     busy_id = busy.json()["id"]
     deadline = time.monotonic() + 60
-    while "epoch 3/" not in TrainingRun.objects.get(pk=busy_id).log:
+    while "step 3/" not in TrainingRun.objects.get(pk=busy_id).log:
         assert time.monotonic() < deadline, worker.output()
         time.sleep(0.2)
     waiting = start_run("other")
