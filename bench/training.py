@@ -146,6 +146,7 @@ def bare_lightfm(database_url: str) -> dict[str, Any]:
     from lightfm import LightFM
     from lightfm.evaluation import precision_at_k
 
+    from recommender.families import FAMILIES
     from training.pipeline.matrices import IdMap, Interactions, feature_matrix
     from training.pipeline.split import split_global, split_matrices, split_per_user
 
@@ -155,13 +156,17 @@ def bare_lightfm(database_url: str) -> dict[str, Any]:
     connection = pg_connect(database_url)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT no_components, loss, learning_rate, epochs, item_alpha, user_alpha, "
+            "SELECT algorithm, hyperparameters, "
             "num_threads, random_seed, event_weights, duplicate_aggregation, window_days, "
             "use_item_features, use_user_features, holdout_strategy, holdout_fraction, "
             "eval_k, refit_on_full_data FROM recommender_recommender WHERE name = 'default'"
         )
         names = [column.name for column in cursor.description]
         config = dict(zip(names, cursor.fetchone(), strict=True))
+        if config["algorithm"] != "lightfm":
+            raise SystemExit("the bare script only runs LightFM")
+        # The lightfm family's values: its schema defaults, then the recommender's.
+        config |= FAMILIES["lightfm"].defaults() | config["hyperparameters"].get("lightfm", {})
         if config["window_days"] is not None or config["use_user_features"]:
             raise SystemExit("the bare script only handles window_days=None, no user features")
         weights = sorted(

@@ -2,14 +2,25 @@
 
 Layout of ``<root>/<name>/``::
 
-    manifest.json             format_version, created_at, name, arrays, id_maps, files,
-                              hyperparameters, metrics, feature_names, extra
+    manifest.json             format_version, created_at, name, family, arrays, id_maps,
+                              files, hyperparameters, metrics, feature_names, extra
+    (factor families: lightfm, als, svd)
     user_embeddings.npy       float32 (n_users, d)
     user_biases.npy           float32 (n_users,)
     item_embeddings.npy       float32 (n_items, d)
     item_biases.npy           float32 (n_items,)
+    (families with item features: lightfm)
     item_feature_embeddings.npy  float32 (n_item_features, d)
     item_feature_biases.npy   float32 (n_item_features,)
+    (item-item families: ease, itemknn; the top-k item x item matrix as CSR parts: row i
+    holds the weights of the items that item i recommends, a user's score is their history
+    times it, recommender.family_scoring)
+    similarity_data.npy       float32 (nnz,)
+    similarity_indices.npy    int32 (nnz,)
+    similarity_indptr.npy     int64 (n_items + 1,)
+    (score families: popularity)
+    item_scores.npy           float32 (n_items,)    the same score for every user
+    (every family)
     popularity.npy            float32 (n_items,)
     seen_indptr.npy           int64 (n_users + 1,)  the train matrix as CSR parts, so
     seen_indices.npy          int32 (nnz,)          serving can filter seen items
@@ -17,6 +28,10 @@ Layout of ``<root>/<name>/``::
     ids_users_offsets.npy     int64 (n_users + 1,)  UTF-8 bytes end to end, and where
     ids_items_blob.npy        uint8 (bytes,)        each starts (``recommender.ids``;
     ids_items_offsets.npy     int64 (n_items + 1,)  memory follows the ids' real length)
+
+Which arrays an artifact holds follows its ``family`` (``recommender.families``: its
+kind, and whether it uses features). An artifact written before families has no
+``family`` in its manifest and is ``lightfm``.
 
 Format 1 (before issue 13) stored each id map as one fixed-width unicode array
 (``ids_users.npy``), where one long id set the width of every id; it is still loaded
@@ -27,7 +42,7 @@ own sha256 identifies the artifact. Arrays are never pickles: they are written a
 with ``allow_pickle=False`` and object dtypes are refused before any load, so a tampered
 artifact cannot run code. Reads are memory-mapped so all workers on a host share pages.
 
-No Django import: callers pass the directory (from settings) in.
+No settings: callers pass the directory in.
 """
 
 from __future__ import annotations
@@ -50,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from recommender.exceptions import RecsiteError
+from recommender.families import FAMILIES, Algorithm, FamilyKind
 from recommender.ids import IdArray, id_array_check
 
 FORMAT_VERSION = 2
@@ -67,7 +83,20 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
     "popularity": np.dtype("<f4"),
     "seen_indptr": np.dtype("<i8"),
     "seen_indices": np.dtype("<i4"),
+    "similarity_data": np.dtype("<f4"),
+    "similarity_indices": np.dtype("<i4"),
+    "similarity_indptr": np.dtype("<i8"),
+    "item_scores": np.dtype("<f4"),
 }
+"""Every array some family writes, with its dtype; ``family_arrays`` says which."""
+COMMON_ARRAYS = ("popularity", "seen_indptr", "seen_indices")
+KIND_ARRAYS: dict[FamilyKind, tuple[str, ...]] = {
+    FamilyKind.FACTORS: ("user_embeddings", "user_biases", "item_embeddings", "item_biases"),
+    FamilyKind.ITEM_ITEM: ("similarity_data", "similarity_indices", "similarity_indptr"),
+    FamilyKind.SCORES: ("item_scores",),
+}
+FEATURE_ARRAYS = ("item_feature_embeddings", "item_feature_biases")
+FAMILY_BEFORE_FAMILIES = Algorithm.LIGHTFM  # a manifest without "family"
 ID_MAPS = ("users", "items")
 ID_MAP_PARTS: dict[str, np.dtype] = {"blob": np.dtype("|u1"), "offsets": np.dtype("<i8")}
 
@@ -109,6 +138,10 @@ class LoadedArtifact:
     id_maps: dict[str, IdArray]
 
     @property
+    def family(self) -> str:
+        return self.manifest.get("family", FAMILY_BEFORE_FAMILIES)
+
+    @property
     def hyperparameters(self) -> dict[str, Any]:
         return self.manifest["hyperparameters"]
 
@@ -123,6 +156,7 @@ class LoadedArtifact:
 
 @dataclass(frozen=True)
 class ArtifactMeta:
+    family: str = FAMILY_BEFORE_FAMILIES
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     feature_names: Mapping[str, Sequence[str]] = field(default_factory=dict)
@@ -132,7 +166,23 @@ class ArtifactMeta:
 # --- consistency -----------------------------------------------------------------------
 
 
-def _check_consistency(shapes: Mapping[str, tuple[int, ...]], n_users: int, n_items: int) -> None:
+def family_arrays(family: Any) -> tuple[str, ...]:
+    """The arrays an artifact of ``family`` holds (``ArtifactError`` for an unknown one)."""
+    spec = FAMILIES.get(family) if isinstance(family, str) else None
+    if spec is None:
+        raise ArtifactError(
+            "unsupported_family", f"{family!r} is not a model family ({', '.join(FAMILIES)})"
+        )
+    return (
+        *COMMON_ARRAYS,
+        *KIND_ARRAYS[spec.kind],
+        *(FEATURE_ARRAYS if spec.uses_features else ()),
+    )
+
+
+def _check_consistency(
+    family: str, shapes: Mapping[str, tuple[int, ...]], n_users: int, n_items: int
+) -> None:
     """Cross-array invariants, checked from shapes alone (before and after writing)."""
 
     def fail(message: str) -> None:
@@ -140,26 +190,37 @@ def _check_consistency(shapes: Mapping[str, tuple[int, ...]], n_users: int, n_it
             "shape_mismatch", message, shapes={k: list(v) for k, v in shapes.items()}
         )
 
-    expected_ndim = {name: 2 if name.endswith("embeddings") else 1 for name in ARRAY_DTYPES}
-    for name, ndim in expected_ndim.items():
+    for name in family_arrays(family):
+        ndim = 2 if name.endswith("embeddings") else 1
         if len(shapes[name]) != ndim:
             fail(f"{name} must have {ndim} dimension(s), has shape {shapes[name]}")
-    dim = shapes["user_embeddings"][1]
-    rows = {
-        "user_embeddings": n_users,
-        "user_biases": n_users,
-        "item_embeddings": n_items,
-        "item_biases": n_items,
-        "popularity": n_items,
-        "seen_indptr": n_users + 1,
-        "item_feature_biases": shapes["item_feature_embeddings"][0],
-    }
+    rows = {"popularity": n_items, "seen_indptr": n_users + 1}
+    kind = FAMILIES[family].kind
+    if kind is FamilyKind.FACTORS:
+        rows.update(
+            user_embeddings=n_users,
+            user_biases=n_users,
+            item_embeddings=n_items,
+            item_biases=n_items,
+        )
+    elif kind is FamilyKind.ITEM_ITEM:
+        rows.update(similarity_indptr=n_items + 1, similarity_indices=shapes["similarity_data"][0])
+    else:
+        rows.update(item_scores=n_items)
+    if FAMILIES[family].uses_features:
+        rows["item_feature_biases"] = shapes["item_feature_embeddings"][0]
     for name, n in rows.items():
         if shapes[name][0] != n:
             fail(f"{name} has {shapes[name][0]} rows, expected {n}")
-    for name in ("item_embeddings", "item_feature_embeddings"):
-        if shapes[name][1] != dim:
-            fail(f"{name} has dimension {shapes[name][1]}, user_embeddings has {dim}")
+    if kind is FamilyKind.FACTORS:
+        dim = shapes["user_embeddings"][1]
+        widths = [
+            "item_embeddings",
+            *(FEATURE_ARRAYS[:1] if FAMILIES[family].uses_features else ()),
+        ]
+        for name in widths:
+            if shapes[name][1] != dim:
+                fail(f"{name} has dimension {shapes[name][1]}, user_embeddings has {dim}")
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -193,20 +254,22 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _prepare(
-    arrays: Mapping[str, np.ndarray], id_maps: Mapping[str, Any]
+    family: str, arrays: Mapping[str, np.ndarray], id_maps: Mapping[str, Any]
 ) -> tuple[dict[str, np.ndarray], dict[str, IdArray]]:
     """Coerce to the format's dtypes; refuse anything missing, unknown or pickled."""
-    if set(arrays) != set(ARRAY_DTYPES):
+    names = family_arrays(family)
+    if set(arrays) != set(names):
         raise ArtifactError(
             "shape_mismatch",
-            "arrays must be exactly: " + ", ".join(sorted(ARRAY_DTYPES)),
-            missing=sorted(set(ARRAY_DTYPES) - set(arrays)),
-            unknown=sorted(set(arrays) - set(ARRAY_DTYPES)),
+            f"a {family} artifact's arrays must be exactly: " + ", ".join(sorted(names)),
+            missing=sorted(set(names) - set(arrays)),
+            unknown=sorted(set(arrays) - set(names)),
         )
     if set(id_maps) != set(ID_MAPS):
         raise ArtifactError("shape_mismatch", "id_maps must be exactly: users, items")
     out: dict[str, np.ndarray] = {}
-    for name, dtype in ARRAY_DTYPES.items():
+    for name in names:
+        dtype = ARRAY_DTYPES[name]
         arr = np.asarray(arrays[name])
         if arr.dtype.hasobject:
             raise ArtifactError("pickle_refused", f"{name} has an object dtype")
@@ -224,6 +287,13 @@ def _prepare(
         out["seen_indices"].min() < 0 or out["seen_indices"].max() >= len(ids["items"])
     ):
         raise ArtifactError("shape_mismatch", "seen_indices holds an item index out of range")
+    neighbours = out.get("similarity_indices")
+    if (
+        neighbours is not None
+        and neighbours.size
+        and (neighbours.min() < 0 or neighbours.max() >= len(ids["items"]))
+    ):
+        raise ArtifactError("shape_mismatch", "similarity_indices holds an item out of range")
     return out, ids
 
 
@@ -256,9 +326,12 @@ def write_artifact(
     dest = root / name
     if dest.exists():
         raise ArtifactError("already_exists", f"artifact {dest} already exists")
-    prepared, ids = _prepare(arrays, id_maps)
+    prepared, ids = _prepare(meta.family, arrays, id_maps)
     _check_consistency(
-        {k: v.shape for k, v in prepared.items()}, len(ids["users"]), len(ids["items"])
+        meta.family,
+        {k: v.shape for k, v in prepared.items()},
+        len(ids["users"]),
+        len(ids["items"]),
     )
     for map_name, map_ids in ids.items():
         prepared.update(_id_map_files(map_name, map_ids))
@@ -279,7 +352,8 @@ def write_artifact(
             "format_version": FORMAT_VERSION,
             "name": name,
             "created_at": datetime.now(UTC).isoformat(),
-            "arrays": {k: entries[k] for k in ARRAY_DTYPES},
+            "family": meta.family,
+            "arrays": {k: entries[k] for k in family_arrays(meta.family)},
             "id_maps": {
                 m: {part: entries[f"ids_{m}_{part}"] for part in ID_MAP_PARTS} for m in ID_MAPS
             },
@@ -348,7 +422,8 @@ def _read_manifest(path: Path) -> tuple[dict[str, Any], str]:
     ):
         if not isinstance(manifest.get(key), kind):
             raise ArtifactError("bad_manifest", f"manifest.json: {key!r} missing or malformed")
-    if set(manifest["arrays"]) != set(ARRAY_DTYPES) or set(manifest["id_maps"]) != set(ID_MAPS):
+    names = family_arrays(manifest.get("family", FAMILY_BEFORE_FAMILIES))
+    if set(manifest["arrays"]) != set(names) or set(manifest["id_maps"]) != set(ID_MAPS):
         raise ArtifactError("bad_manifest", "manifest.json lists the wrong arrays or id maps")
     return manifest, hashlib.sha256(body).hexdigest()
 
@@ -449,8 +524,10 @@ def load_artifact(
             _verify_file(resolved[name], record)
     loaded = {key: _load_npy(resolved[e["file"]], e, mmap) for key, e in entries.items()}
     id_maps = {m: _id_map(loaded, m) for m in ID_MAPS}
+    family = manifest.get("family", FAMILY_BEFORE_FAMILIES)
+    names = family_arrays(family)
     _check_consistency(
-        {k: loaded[k].shape for k in ARRAY_DTYPES}, len(id_maps["users"]), len(id_maps["items"])
+        family, {k: loaded[k].shape for k in names}, len(id_maps["users"]), len(id_maps["items"])
     )
     # Last, so a damaged file is reported as what it is even when the manifest was
     # rewritten to match it (which this check then catches).
@@ -464,7 +541,7 @@ def load_artifact(
         path=root,
         sha256=digest,
         manifest=manifest,
-        arrays={k: loaded[k] for k in ARRAY_DTYPES},
+        arrays={k: loaded[k] for k in names},
         id_maps=id_maps,
     )
 

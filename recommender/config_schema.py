@@ -5,8 +5,12 @@ Every way in derives from it, so each refuses the same values with the same mess
 the same field:
 
 - the model (``Recommender.clean_fields``), and through it the admin form;
-- the API's training-run overrides (``recommender.serializers.config_serializer_fields``);
-- ``manage.py retrain``'s hyper-parameter options (``config_clean`` in the command).
+- the API's training-run overrides (``recommender.serializers.config_serializer_fields``
+  for the run settings, ``run_overrides_clean`` for a family's hyper-parameters);
+- ``manage.py retrain``'s options (``config_clean`` / ``run_overrides_clean``).
+
+The model families' hyper-parameters are ``recommender.families``'; here they are one
+setting, ``hyperparameters``, checked by that module.
 
 The bounds are documented maxima (README, "Recommender settings"): they keep one request
 from asking for a model that fills a worker's memory or runs for days. The choice lists
@@ -17,25 +21,23 @@ from __future__ import annotations
 import functools
 import math
 import zoneinfo
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from recommender.families import (
+    RUN_SETTINGS,
+    Algorithm,
+    Family,
+    family_params_clean,
+    family_params_resolve,
+    hyperparameters_clean,
+)
 from recommender.metric_names import KEY_METRICS
-
-# Error codes start with "setting_": a ModelForm replaces the message of an error whose
-# code it knows itself ("invalid", "invalid_choice", ...) by its own, vaguer one.
-
-
-class Loss(models.TextChoices):
-    WARP = "warp", "WARP"
-    BPR = "bpr", "BPR"
-    WARP_KOS = "warp-kos", "k-OS WARP"
-    LOGISTIC = "logistic", "Logistic"
+from recommender.setting_types import BOOL, FLOAT, MAPPING, WEIGHTS, Setting, choice, integer
 
 
 class DuplicateAggregation(models.TextChoices):
@@ -56,100 +58,6 @@ class PromotionPolicy(models.TextChoices):
 class ChampionNoOverlapPolicy(models.TextChoices):
     HOLD = "hold", "Hold the candidate for manual promotion"
     SKIP = "skip", "Skip the champion comparison, with a warning on the run"
-
-
-INT, FLOAT, CHOICE, BOOL, WEIGHTS, EVENT_TYPES = (
-    "int",
-    "float",
-    "choice",
-    "bool",
-    "weights",
-    "event_types",
-)
-TIMEZONE = "timezone"  # an IANA time zone name
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting. Bounds are inclusive unless ``*_exclusive``; ``WEIGHTS`` bounds apply
-    to each weight."""
-
-    name: str
-    kind: str
-    minimum: float | None = None
-    maximum: float | None = None
-    minimum_exclusive: bool = False
-    maximum_exclusive: bool = False
-    choices: tuple[str, ...] = ()
-    nullable: bool = False
-
-    def range_text(self) -> str:
-        """``from 1 to 512``, ``greater than 0 and less than 1``, ``one of a, b``."""
-        if self.kind == CHOICE:
-            return "one of " + ", ".join(self.choices)
-        if self.kind == TIMEZONE:
-            return "an IANA time zone name, e.g. Europe/London or UTC"
-        if self.kind == EVENT_TYPES:
-            return "a list of event types from " + ", ".join(settings.RECSITE_EVENT_TYPES)
-        low = (
-            f"greater than {self.minimum:g}"
-            if self.minimum_exclusive
-            else f"at least {self.minimum:g}"
-        )
-        high = (
-            f"less than {self.maximum:g}" if self.maximum_exclusive else f"at most {self.maximum:g}"
-        )
-        if not (self.minimum_exclusive or self.maximum_exclusive):
-            return f"from {self.minimum:g} to {self.maximum:g}"
-        return f"{low} and {high}"
-
-    def clean(self, value: Any) -> Any:
-        """``value`` if it is allowed, else ``ValidationError`` saying what is."""
-        if value is None:
-            if self.nullable:
-                return None
-            raise ValidationError("This setting is required.", code="setting_required")
-        if self.kind == BOOL:
-            if not isinstance(value, bool):
-                raise ValidationError(f"{value!r} is not true or false.", code="setting_invalid")
-            return value
-        if self.kind == CHOICE:
-            if value not in self.choices:
-                raise ValidationError(
-                    f"{value!r} is not allowed: give {self.range_text()}.", code="setting_choice"
-                )
-            return value
-        if self.kind == WEIGHTS:
-            return _clean_weights(value, self)
-        if self.kind == TIMEZONE:
-            return _clean_timezone(value)
-        if self.kind == EVENT_TYPES:
-            return _clean_event_types(value)
-        return _clean_number(value, self)
-
-    def within(self, number: float) -> bool:
-        low_ok = number > self.minimum if self.minimum_exclusive else number >= self.minimum
-        high_ok = number < self.maximum if self.maximum_exclusive else number <= self.maximum
-        return low_ok and high_ok
-
-
-def _clean_number(value: Any, setting: Setting) -> int | float:
-    integer = setting.kind == INT
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        what = "a whole number" if integer else "a number"
-        raise ValidationError(f"{value!r} is not {what}.", code="setting_invalid")
-    if integer and isinstance(value, float):
-        if not value.is_integer():
-            raise ValidationError(f"{value!r} is not a whole number.", code="setting_invalid")
-        value = int(value)
-    if not math.isfinite(value):
-        raise ValidationError(f"{value!r} is not a finite number.", code="setting_invalid")
-    if not setting.within(value):
-        raise ValidationError(
-            f"{value:g} is out of range: give a number {setting.range_text()}.",
-            code="setting_out_of_range",
-        )
-    return int(value) if integer else float(value)
 
 
 def _clean_weights(value: Any, setting: Setting) -> dict[str, float]:
@@ -181,13 +89,17 @@ def _clean_weights(value: Any, setting: Setting) -> dict[str, float]:
     return {event_type: float(weight) for event_type, weight in value.items()}
 
 
+TIMEZONE = "timezone"  # an IANA time zone name
+EVENT_TYPES = "event_types"  # a list of RECSITE_EVENT_TYPES
+
+
 @functools.cache
 def time_zone_names() -> frozenset[str]:
     """The IANA names the system's (or the tzdata package's) database knows."""
     return frozenset(zoneinfo.available_timezones())
 
 
-def _clean_timezone(value: Any) -> str:
+def _clean_timezone(value: Any, setting: Setting) -> str:
     if not isinstance(value, str) or value not in time_zone_names():
         raise ValidationError(
             f"{value!r} is not a time zone: give an IANA name such as Europe/London, "
@@ -197,7 +109,7 @@ def _clean_timezone(value: Any) -> str:
     return value
 
 
-def _clean_event_types(value: Any) -> list[str]:
+def _clean_event_types(value: Any, setting: Setting) -> list[str]:
     known = list(settings.RECSITE_EVENT_TYPES)
     if not isinstance(value, list) or not all(isinstance(entry, str) for entry in value):
         raise ValidationError(
@@ -215,76 +127,52 @@ def _clean_event_types(value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-def _int(name: str, minimum: int, maximum: int, *, nullable: bool = False) -> Setting:
-    return Setting(name, INT, minimum, maximum, nullable=nullable)
-
-
-def _choice(name: str, choices: Iterable[str]) -> Setting:
-    return Setting(name, CHOICE, choices=tuple(choices))
-
-
 # The documented maxima (README, "Recommender settings").
-MAX_COMPONENTS = 512
-MAX_EPOCHS = 1000
 MAX_THREADS = 64
 MAX_EVAL_K = 100
 
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
-        # LightFM
-        _int("no_components", 1, MAX_COMPONENTS),
-        _choice("loss", Loss.values),
-        Setting("learning_rate", FLOAT, 0.0, 1.0, minimum_exclusive=True),
-        _int("epochs", 1, MAX_EPOCHS),
-        Setting("item_alpha", FLOAT, 0.0, 1.0),
-        Setting("user_alpha", FLOAT, 0.0, 1.0),
-        _int("num_threads", 1, MAX_THREADS),
-        _int("random_seed", 0, 2**31 - 1),
+        # The model family and its hyper-parameters (recommender.families)
+        choice("algorithm", Algorithm.values),
+        Setting("hyperparameters", MAPPING, cleaner=hyperparameters_clean),
+        # How every family is fitted
+        integer("num_threads", 1, MAX_THREADS, default=2, help="Threads for fitting."),
+        integer("random_seed", 0, 2**31 - 1, default=42, help="Seed of every random choice."),
         # Data
-        Setting("event_weights", WEIGHTS, 0.0, 1000.0, minimum_exclusive=True),
-        _choice("duplicate_aggregation", DuplicateAggregation.values),
-        _int("window_days", 1, 36_500, nullable=True),
+        Setting(
+            "event_weights", WEIGHTS, 0.0, 1000.0, minimum_exclusive=True, cleaner=_clean_weights
+        ),
+        choice("duplicate_aggregation", DuplicateAggregation.values),
+        integer("window_days", 1, 36_500, nullable=True),
         Setting("use_item_features", BOOL),
         Setting("use_user_features", BOOL),
         # Evaluation
-        _choice("holdout_strategy", HoldoutStrategy.values),
+        choice("holdout_strategy", HoldoutStrategy.values),
         Setting(
             "holdout_fraction", FLOAT, 0.0, 1.0, minimum_exclusive=True, maximum_exclusive=True
         ),
-        _int("eval_k", 1, MAX_EVAL_K),
-        _choice("key_metric", KEY_METRICS),
+        integer("eval_k", 1, MAX_EVAL_K),
+        choice("key_metric", KEY_METRICS),
         # Gates
-        _int("gate_min_users", 0, 10**9),
-        _int("gate_min_items", 0, 10**9),
-        _int("gate_min_events", 0, 10**12),
+        integer("gate_min_users", 0, 10**9),
+        integer("gate_min_items", 0, 10**9),
+        integer("gate_min_events", 0, 10**12),
         Setting("gate_min_lift_over_popularity", FLOAT, -1.0, 100.0),
         Setting("champion_tolerance", FLOAT, 0.0, 1.0),
-        _choice("champion_no_overlap_policy", ChampionNoOverlapPolicy.values),
+        choice("champion_no_overlap_policy", ChampionNoOverlapPolicy.values),
         # Policy and retention
-        _choice("promotion_policy", PromotionPolicy.values),
+        choice("promotion_policy", PromotionPolicy.values),
         Setting("refit_on_full_data", BOOL),
-        _int("versions_kept", 1, 1000),
+        integer("versions_kept", 1, 1000),
         # Schedule (the cron itself is checked by recommender.models.validate_schedule_cron)
-        Setting("schedule_timezone", TIMEZONE),
+        Setting("schedule_timezone", TIMEZONE, cleaner=_clean_timezone),
         # Online metrics
-        Setting("click_event_types", EVENT_TYPES),
-        Setting("conversion_event_types", EVENT_TYPES),
+        Setting("click_event_types", EVENT_TYPES, cleaner=_clean_event_types),
+        Setting("conversion_event_types", EVENT_TYPES, cleaner=_clean_event_types),
     )
 }
-
-# The settings a run copies into ``ModelVersion.hyperparameters`` and that ``retrain`` and
-# the API may override for one run.
-HYPERPARAMETERS = (
-    "no_components",
-    "loss",
-    "learning_rate",
-    "epochs",
-    "item_alpha",
-    "user_alpha",
-    "num_threads",
-    "random_seed",
-)
 
 
 def config_clean(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -306,3 +194,38 @@ def config_clean(values: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def run_overrides_clean(family: Family, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """One run's overrides: ``family``'s hyper-parameters and the run settings
+    (``RUN_SETTINGS``), checked; ``ValidationError`` keyed by name (unknown ones too)."""
+    errors: dict[str, list] = {}
+    own = {name: value for name, value in overrides.items() if name not in RUN_SETTINGS}
+    run = {name: value for name, value in overrides.items() if name in RUN_SETTINGS}
+    cleaned: dict[str, Any] = {}
+    for clean, values in ((lambda v: family_params_clean(family, v), own), (config_clean, run)):
+        try:
+            cleaned.update(clean(values))
+        except ValidationError as exc:
+            errors.update(exc.error_dict)
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def run_override_names(family: Family) -> tuple[str, ...]:
+    """What a run of ``family`` may override."""
+    return (*(p.name for p in family.params), *RUN_SETTINGS)
+
+
+def run_hyperparameters(
+    *, recommender_values: Mapping[str, Any], family: Family, overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What one run fits, recorded on the run, the version and the artifact manifest:
+    ``{"family": name, <every family hyper-parameter>, num_threads, random_seed}`` from
+    the schema's defaults, the recommender's values (``recommender_values``: its
+    ``hyperparameters`` and run settings) and the run's checked ``overrides``."""
+    stored = recommender_values.get("hyperparameters") or {}
+    own = {name: value for name, value in overrides.items() if name not in RUN_SETTINGS}
+    run = {name: overrides.get(name, recommender_values[name]) for name in RUN_SETTINGS}
+    return {"family": family.name, **family_params_resolve(family, stored, own), **run}

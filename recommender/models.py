@@ -17,15 +17,14 @@ from django_celery_beat.validators import crontab_validator
 from rest_framework_api_key.models import AbstractAPIKey
 
 from recommender.config_schema import (
-    HYPERPARAMETERS,
     SETTINGS,
     ChampionNoOverlapPolicy,
     DuplicateAggregation,
     HoldoutStrategy,
-    Loss,
     PromotionPolicy,
     config_clean,
 )
+from recommender.families import Algorithm
 from recommender.ids import MAX_ID_LENGTH
 
 # Registers the online loop's models in this app (they live in their own package).
@@ -41,6 +40,7 @@ from recommender.online.models import (
 
 __all__ = [
     "AttributionCursor",
+    "Algorithm",
     "ChampionNoOverlapPolicy",
     "DuplicateAggregation",
     "Experiment",
@@ -48,7 +48,6 @@ __all__ = [
     "ExperimentEvent",
     "ExperimentUserStat",
     "HoldoutStrategy",
-    "Loss",
     "OnlineHourly",
     "PromotionPolicy",
     "ServedList",
@@ -272,22 +271,23 @@ class Recommender(models.Model):
     The allowed values of every setting are ``recommender.config_schema``'s; full_clean
     (the admin form) checks them with ``clean_fields``."""
 
-    # The fields a run copies into ``ModelVersion.hyperparameters`` and that
-    # ``retrain`` / the API may override per run.
-    HYPERPARAMETER_FIELDS = HYPERPARAMETERS
-
     name = models.SlugField(max_length=64, unique=True)
     description = models.TextField(blank=True, default="")
 
-    # LightFM
-    no_components = models.PositiveIntegerField(default=32)
-    loss = models.CharField(max_length=16, choices=Loss.choices, default=Loss.WARP)
-    learning_rate = models.FloatField(default=0.05)
-    epochs = models.PositiveIntegerField(default=20)
-    item_alpha = models.FloatField(default=1e-6)
-    user_alpha = models.FloatField(default=1e-6)
-    num_threads = models.PositiveIntegerField(default=2)
-    random_seed = models.IntegerField(default=42)
+    # The model family and its hyper-parameters (recommender.families: the one schema)
+    algorithm = models.CharField(
+        max_length=16, choices=Algorithm.choices, default=Algorithm.LIGHTFM
+    )
+    hyperparameters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            'Per family, the values that differ from its defaults, e.g. {"ease": {"lambda": '
+            "500}}; the admin form edits them one field per parameter."
+        ),
+    )
+    num_threads = models.PositiveIntegerField(default=SETTINGS["num_threads"].default)
+    random_seed = models.IntegerField(default=SETTINGS["random_seed"].default)
 
     # Data
     event_weights = models.JSONField(
@@ -430,9 +430,6 @@ class Recommender(models.Model):
                 errors.setdefault(name, []).extend(field_errors)
         if errors:
             raise ValidationError(errors)
-
-    def hyperparameters(self) -> dict:
-        return {name: getattr(self, name) for name in self.HYPERPARAMETER_FIELDS}
 
 
 class VersionStatus(models.TextChoices):

@@ -2,73 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-
 from django.utils import timezone
 from rest_framework import serializers
 
-from recommender.config_schema import BOOL, CHOICE, FLOAT, INT, SETTINGS, TIMEZONE
 from recommender.models import ModelVersion, PromotionEvent
-
-
-def config_serializer_fields(names: Iterable[str]) -> dict[str, serializers.Field]:
-    """Optional DRF fields for the named recommender settings, derived from
-    ``recommender.config_schema``: the bounds show in the OpenAPI schema and the schema's
-    own check runs as the field's validator, so an error names the field."""
-    fields: dict[str, serializers.Field] = {}
-    for name in names:
-        setting = SETTINGS[name]
-        common = {
-            "required": False,
-            "allow_null": setting.nullable,
-            "validators": [setting.clean],
-        }
-        if setting.kind == INT:
-            field = serializers.IntegerField(
-                min_value=int(setting.minimum),
-                max_value=int(setting.maximum),
-                help_text=f"A whole number {setting.range_text()}.",
-                **common,
-            )
-        elif setting.kind == FLOAT:
-            field = serializers.FloatField(
-                min_value=setting.minimum,
-                max_value=setting.maximum,
-                help_text=f"A number {setting.range_text()}.",
-                **common,
-            )
-        elif setting.kind == CHOICE:
-            field = serializers.ChoiceField(choices=setting.choices, **common)
-        elif setting.kind == BOOL:
-            field = serializers.BooleanField(**common)
-        elif setting.kind == TIMEZONE:
-            field = serializers.CharField(help_text="An IANA time zone name.", **common)
-        else:
-            field = serializers.DictField(
-                child=serializers.FloatField(),
-                help_text=f"Weight per event type, each {setting.range_text()}.",
-                **common,
-            )
-        fields[name] = field
-    return fields
-
-
-class ConfigOverridesSerializer(serializers.Serializer):
-    """Some of a recommender's settings (``setting_names``), each checked by the schema;
-    a name that is not one of them is an error on that name, never silently ignored."""
-
-    setting_names: tuple[str, ...] = ()
-
-    def get_fields(self) -> dict[str, serializers.Field]:
-        return config_serializer_fields(self.setting_names)
-
-    def to_internal_value(self, data):
-        if isinstance(data, Mapping):
-            unknown = sorted(str(name) for name in data if name not in self.setting_names)
-            if unknown:
-                message = f"Not one of the settings allowed here: {', '.join(self.setting_names)}."
-                raise serializers.ValidationError({name: [message] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class ModelVersionOutput(serializers.ModelSerializer):

@@ -369,6 +369,9 @@ AWS_S3_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL", "") or None
 AWS_S3_ADDRESSING_STYLE = env_str(
     "AWS_S3_ADDRESSING_STYLE", "path" if AWS_S3_ENDPOINT_URL else "auto"
 )
+# EASE inverts a dense items x items matrix (float32: ~8 bytes x items^2 at the peak, 3.2 GB
+# at 20,000): a run of that family with more items fails saying so (training/families/ease.py).
+RECSITE_EASE_MAX_ITEMS = env_int("RECSITE_EASE_MAX_ITEMS", 20_000)
 
 # Serving (recommender/serving/): each process checks the cache key that promote /
 # rollback bump every CHECK seconds and polls the database (active versions, catalog

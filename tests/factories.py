@@ -116,7 +116,7 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     artifact_sha256 = factory.LazyAttribute(lambda o: _tiny_artifact(o.artifact_uri)[0])
     artifact_size = factory.LazyAttribute(lambda o: _tiny_artifact(o.artifact_uri)[1])
     metrics = factory.LazyFunction(lambda: {"precision_at_k": 0.1})
-    hyperparameters = factory.LazyFunction(lambda: {"no_components": 32})
+    hyperparameters = factory.LazyFunction(lambda: {"family": "lightfm", "no_components": 32})
 
 
 class PromotionEventFactory(factory.django.DjangoModelFactory):

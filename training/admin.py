@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from recommender.admin import age_text, status_badge
 from recommender.admin_pages import render_admin_page
 from recommender.comparison import metric_name, metric_value
-from recommender.config_schema import BOOL, CHOICE, SETTINGS, time_zone_names
+from recommender.config_schema import SETTINGS, time_zone_names
 from recommender.models import ModelVersion, Recommender, VersionStatus, validate_schedule_cron
 from training import charts
 from training.cron import cron_next_runs
@@ -35,8 +35,9 @@ from training.exceptions import (
     TrainingRunNotCancellable,
     TrainingRunNotQueued,
 )
+from training.forms import RecommenderForm, family_fieldsets
 from training.models import Decision, TrainingRun, Trigger
-from training.reports import champion_note, metric_table
+from training.reports import champion_note, hyperparameters_text, metric_table
 from training.schedules import recommender_schedule_sync
 from training.services import training_run_cancel, training_run_create
 
@@ -81,67 +82,6 @@ def _stats_rows(stats: dict) -> list[tuple[str, str]]:
 # --- Recommenders --------------------------------------------------------------------
 
 
-class RecommenderForm(forms.ModelForm):
-    class Meta:
-        model = Recommender
-        fields = (
-            "name",
-            "description",
-            "schedule_cron",
-            "schedule_timezone",
-            "schedule_enabled",
-            *Recommender.HYPERPARAMETER_FIELDS,
-            "event_weights",
-            "duplicate_aggregation",
-            "window_days",
-            "use_item_features",
-            "use_user_features",
-            "holdout_strategy",
-            "holdout_fraction",
-            "eval_k",
-            "key_metric",
-            "gate_min_users",
-            "gate_min_items",
-            "gate_min_events",
-            "gate_min_lift_over_popularity",
-            "champion_tolerance",
-            "champion_no_overlap_policy",
-            "promotion_policy",
-            "refit_on_full_data",
-            "versions_kept",
-            "click_event_types",
-            "conversion_event_types",
-        )
-        widgets = {
-            "schedule_cron": forms.TextInput(attrs={"size": 24, "class": "recsite-cron"}),
-            "schedule_timezone": forms.Select(
-                choices=[(name, name) for name in sorted(time_zone_names())]
-            ),
-        }
-
-    def __init__(self, *args, **kwargs) -> None:
-        """Show each setting's allowed values from ``recommender.config_schema``; the
-        model's ``clean_fields`` (run by the form) enforces them, each error on its field."""
-        super().__init__(*args, **kwargs)
-        for name, setting in SETTINGS.items():
-            field = self.fields.get(name)
-            if field is None or setting.kind == BOOL:
-                continue
-            if setting.kind == CHOICE and not getattr(field, "choices", None):
-                field.widget = forms.Select(choices=[(c, c) for c in setting.choices])
-            elif setting.kind != CHOICE:
-                field.help_text = f"{field.help_text} Allowed: {setting.range_text()}.".strip()
-
-    def clean(self) -> dict:
-        data = super().clean()
-        if data.get("schedule_enabled") and not (data.get("schedule_cron") or "").strip():
-            self.add_error(
-                "schedule_cron",
-                "Give a cron expression (e.g. “0 3 * * *”) or switch the schedule off.",
-            )
-        return data
-
-
 @admin.register(Recommender)
 class RecommenderAdmin(admin.ModelAdmin):
     class Media:
@@ -171,16 +111,13 @@ class RecommenderAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Hyper-parameters (LightFM)",
+            "Model",
             {
-                "fields": (
-                    ("no_components", "loss"),
-                    ("learning_rate", "epochs"),
-                    ("item_alpha", "user_alpha"),
-                    ("num_threads", "random_seed"),
-                )
+                "fields": ("algorithm", ("num_threads", "random_seed")),
+                "description": "The family fitted by every run; its hyper-parameters below.",
             },
         ),
+        *family_fieldsets(),
         (
             "Data",
             {
@@ -469,6 +406,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
                 "run": run,
                 "original": run,
                 "metric_table": metric_table(run),
+                "model_text": hyperparameters_text(run.hyperparameters),
                 "champion_note": champion_note(metrics),
                 "data_stats": _stats_rows(run.data_stats or {}),
                 "key_metric_name": key,

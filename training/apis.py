@@ -51,6 +51,7 @@ class TrainingRunListApi(APIView):
             options={
                 "dry_run": values["dry_run"],
                 "no_promote": values["no_promote"],
+                "algorithm": values.get("algorithm"),
                 "overrides": dict(values.get("overrides") or {}),
             },
         )

@@ -68,7 +68,17 @@ class TrainingRun(models.Model):
         default=False, help_text="Set on a running run; the pipeline stops between phases."
     )
     options = models.JSONField(
-        default=dict, blank=True, help_text="dry_run, no_promote, hyper-parameter overrides."
+        default=dict,
+        blank=True,
+        help_text="dry_run, no_promote, algorithm, hyper-parameter overrides.",
+    )
+    hyperparameters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "What the run fits: the family and every hyper-parameter, resolved when it was "
+            "created (recommender.config_schema.run_hyperparameters)."
+        ),
     )
 
     created_at = models.DateTimeField(auto_now_add=True)

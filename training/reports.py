@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from recommender.families import FAMILIES, RUN_SETTINGS
 from training.models import TrainingRun
 
 _SHOWN = ("precision", "recall", "ndcg", "map", "coverage", "auc")
@@ -75,8 +76,22 @@ def champion_note(metrics: dict) -> str:
     return ""
 
 
+def hyperparameters_text(hyperparameters: dict) -> str:
+    """``ease: lambda=300.0, top_k=200, ...`` (what a run fits) in the schema's order (a
+    PostgreSQL JSON column keeps none), or "" when unrecorded."""
+    values = dict(hyperparameters or {})
+    family = FAMILIES.get(values.pop("family", None))
+    if family is None:
+        return ""
+    order = [*(p.name for p in family.params), *RUN_SETTINGS]
+    names = sorted(values, key=lambda n: order.index(n) if n in order else len(order))
+    return f"{family.name}: " + ", ".join(f"{name}={values[name]}" for name in names)
+
+
 def render_run_summary(run: TrainingRun) -> str:
     lines = [f"Run #{run.pk} of {run.recommender.name!r}: {run.status}"]
+    if run.hyperparameters:
+        lines.append(f"model: {hyperparameters_text(run.hyperparameters)}")
     if run.phase_timings:
         timings = ", ".join(f"{phase} {secs:.2f}s" for phase, secs in run.phase_timings.items())
         lines.append(f"phases: {timings}")

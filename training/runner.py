@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from django.conf import settings
 from django.db import transaction
 
 from recommender.artifact_store import (
@@ -39,7 +40,9 @@ from recommender.artifacts import (
     artifact_name_new,
     write_artifact,
 )
+from recommender.config_schema import run_hyperparameters
 from recommender.exceptions import ArtifactStoreUnavailable, RecsiteError
+from recommender.families import RUN_SETTINGS, Family, family_get
 from recommender.features import IDENTITY_PREFIX, category_feature_names, user_feature_names
 from recommender.metric_names import metric_key
 from recommender.models import ModelVersion, PromotionKind, Recommender, VersionStatus
@@ -47,6 +50,8 @@ from recommender.selectors import active_version_get
 from recommender.services.registry import model_version_create, model_version_promote
 from recommender.services.retention import artifacts_retain
 from training.dataset import EventColumns, catalog_load, events_load, user_features_load
+from training.families.base import FitContext, FittedModel, model_from_artifact
+from training.families.fit import FamilyScorer, family_scorer, fit_family
 from training.models import Decision, TrainingRun
 from training.pipeline.gates import (
     ChampionComparison,
@@ -63,16 +68,12 @@ from training.pipeline.matrices import (
     Interactions,
     feature_matrix,
     interaction_matrix,
+    last_seen_matrix,
 )
 from training.pipeline.metrics import evaluate
-from training.pipeline.models import (
-    EmbeddingScorer,
-    FittedLightFM,
-    LightFMParams,
-    PopularityScorer,
-    fit_lightfm,
-)
+from training.pipeline.models import PopularityScorer
 from training.pipeline.split import Split, split_global, split_matrices, split_per_user
+from training.reports import hyperparameters_text
 from training.selectors import training_run_should_stop
 from training.services import (
     training_run_claim,
@@ -202,24 +203,26 @@ def _remove_orphan(reporter: _Reporter) -> None:
         artifact_discard(info=reporter.artifact, uri=uri)
 
 
-def _params(recommender: Recommender, overrides: dict[str, Any]) -> LightFMParams:
-    values = {**recommender.hyperparameters(), **overrides}
-    return LightFMParams(
-        no_components=int(values["no_components"]),
-        loss=values["loss"],
-        learning_rate=float(values["learning_rate"]),
-        epochs=int(values["epochs"]),
-        item_alpha=float(values["item_alpha"]),
-        user_alpha=float(values["user_alpha"]),
-        num_threads=int(values["num_threads"]),
-        random_state=int(values["random_seed"]),
+def _hyperparameters(run: TrainingRun) -> dict[str, Any]:
+    """What the run fits: resolved when it was created; a run queued before runs recorded
+    it is resolved now, from its options."""
+    if run.hyperparameters:
+        return dict(run.hyperparameters)
+    recommender, options = run.recommender, run.options or {}
+    return run_hyperparameters(
+        recommender_values={
+            name: getattr(recommender, name) for name in ("hyperparameters", *RUN_SETTINGS)
+        },
+        family=family_get(options.get("algorithm") or recommender.algorithm),
+        overrides=options.get("overrides") or {},
     )
 
 
 def _execute(run: TrainingRun, reporter: _Reporter) -> None:
     recommender = run.recommender
     options = run.options or {}
-    params = _params(recommender, options.get("overrides") or {})
+    params = _hyperparameters(run)
+    family = family_get(params["family"])
     k = recommender.eval_k
     key = metric_key(recommender.key_metric, k)
 
@@ -246,7 +249,7 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
 
     if options.get("dry_run"):
         plan = (
-            f"dry run: would fit LightFM {params.as_dict()} on {stats['events']} events, "
+            f"dry run: would fit {hyperparameters_text(params)} on {stats['events']} events, "
             f"holdout {recommender.holdout_strategy} {recommender.holdout_fraction:g}, k={k}"
         )
         reporter.log(plan)
@@ -271,11 +274,14 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
         stats["split"] = split.stats.as_dict()
         reporter.log(f"split: {split.stats.as_dict()}")
 
+        train_seen = last_seen_matrix(data.interactions.subset(split.train), n_users, n_items)
+
     with reporter.phase_of("fit"):
-        fitted = _fit(train, params, data, reporter)
+        fitted = _fit(train, train_seen, params, data, reporter)
 
     with reporter.phase_of("evaluate"):
-        metrics = _evaluate(recommender, data, split, train, test, fitted, k, reporter)
+        scorer = family_scorer(fitted, params, history=train, last_seen=train_seen)
+        metrics = _evaluate(recommender, data, split, train, train_seen, test, scorer, k, reporter)
 
     with reporter.phase_of("gates"):
         gates = run_gates(
@@ -316,13 +322,14 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
     with reporter.phase_of("refit"):
         if recommender.refit_on_full_data:
             full = interaction_matrix(data.interactions, n_users, n_items, duplicates=duplicates)
-            final = _fit(full, params, data, reporter)
+            full_seen = last_seen_matrix(data.interactions, n_users, n_items)
+            final = _fit(full, full_seen, params, data, reporter)
         else:
             full, final = train, fitted
 
     with reporter.phase_of("artifact"):
         reporter.artifact = _write(
-            recommender, run, data, full, final, metrics["candidate"], params
+            recommender, run, data, full, final, metrics["candidate"], params, family
         )
         reporter.log(f"artifact written to {reporter.artifact.path}")
         # Uploaded (S3: verified locally, manifest last) before any row exists.
@@ -397,19 +404,26 @@ def _split(recommender: Recommender, data: _Data) -> Split:
 
 
 def _fit(
-    matrix: sp.csr_matrix, params: LightFMParams, data: _Data, reporter: _Reporter
-) -> FittedLightFM:
-    def on_epoch(done: int, total: int) -> None:
+    matrix: sp.csr_matrix,
+    last_seen: sp.csr_matrix,
+    params: dict[str, Any],
+    data: _Data,
+    reporter: _Reporter,
+) -> FittedModel:
+    def on_progress(done: int, total: int) -> None:
         reporter.check_stop()
-        reporter.report(done / total, f"epoch {done}/{total}")
+        reporter.report(done / total, f"fit {params['family']}: step {done}/{total}")
 
-    return fit_lightfm(
-        matrix,
-        params,
+    context = FitContext(
+        num_threads=int(params["num_threads"]),
+        random_seed=int(params["random_seed"]),
+        on_progress=on_progress,
         item_features=data.item_features.matrix if data.item_features else None,
         user_features=data.user_features.matrix if data.user_features else None,
-        on_epoch=on_epoch,
+        last_seen=last_seen,
+        ease_max_items=settings.RECSITE_EASE_MAX_ITEMS,
     )
+    return fit_family(matrix, params, context)
 
 
 def _evaluate(
@@ -417,15 +431,15 @@ def _evaluate(
     data: _Data,
     split: Split,
     train: sp.csr_matrix,
+    train_seen: sp.csr_matrix,
     test: sp.csr_matrix,
-    fitted: FittedLightFM,
+    candidate_scorer: FamilyScorer,
     k: int,
     reporter: _Reporter,
 ) -> dict[str, Any]:
     """Candidate and popularity on the holdout; the champion on the part of the holdout
     it has not been trained on (events after its data window), next to the candidate on
     exactly that part, so neither side is judged on data it has seen."""
-    candidate_scorer = fitted.scorer()
     metrics: dict[str, Any] = {
         "k": k,
         "candidate": evaluate(candidate_scorer, train, test, k=k),
@@ -439,7 +453,7 @@ def _evaluate(
         return metrics
     metrics["champion_version"] = champion.number
     try:
-        champion_scorer, trained_until = _champion_scorer(champion, data)
+        champion_scorer, trained_until = _champion_scorer(champion, data, train, train_seen)
     except (ArtifactError, ArtifactStoreUnavailable) as exc:
         metrics["champion_error"] = f"{exc.code}: {exc.message}"
         reporter.log(f"champion v{champion.number} cannot be loaded ({exc.message}); not compared")
@@ -499,28 +513,23 @@ def _brief(values: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.4f}" for name, value in values.items() if name != "users")
 
 
-def _champion_scorer(champion: ModelVersion, data: _Data) -> tuple[EmbeddingScorer, float]:
-    """The champion's factors re-indexed to this run's users and items. Users it does not
-    know get a zero vector; items it does not know rank last."""
+def _champion_scorer(
+    champion: ModelVersion, data: _Data, train: sp.csr_matrix, train_seen: sp.csr_matrix
+) -> tuple[FamilyScorer, float]:
+    """The champion's model (any family) re-indexed to this run's users and items, scored
+    as its family scores. Users it does not know get a zero vector (factor families);
+    items it does not know rank last. Item-item champions score this run's train
+    histories."""
     artifact = artifact_load(uri=champion.artifact_uri, sha256=champion.artifact_sha256)
-    arrays = artifact.arrays
-    user_pos = IdMap(artifact.id_maps["users"]).indices(data.users.ids)
-    item_pos = IdMap(artifact.id_maps["items"]).indices(data.items.ids)
-    dim = arrays["user_embeddings"].shape[1]
-    user_embeddings = np.zeros((len(data.users), dim), dtype=np.float32)
-    user_biases = np.zeros(len(data.users), dtype=np.float32)
-    known = user_pos >= 0
-    user_embeddings[known] = arrays["user_embeddings"][user_pos[known]]
-    user_biases[known] = arrays["user_biases"][user_pos[known]]
-    item_embeddings = np.zeros((len(data.items), dim), dtype=np.float32)
-    lowest = float(arrays["item_biases"].min()) if arrays["item_biases"].size else 0.0
-    item_biases = np.full(len(data.items), lowest - 1e6, dtype=np.float32)
-    known = item_pos >= 0
-    item_embeddings[known] = arrays["item_embeddings"][item_pos[known]]
-    item_biases[known] = arrays["item_biases"][item_pos[known]]
+    family = family_get(artifact.family)
+    model = model_from_artifact(family.kind, artifact.arrays).reindexed(
+        IdMap(artifact.id_maps["users"]).indices(data.users.ids),
+        IdMap(artifact.id_maps["items"]).indices(data.items.ids),
+    )
+    params = {"family": family.name, **artifact.hyperparameters}
+    scorer = family_scorer(model, params, history=train, last_seen=train_seen)
     window_end = (champion.data_window or {}).get("end")
     trained_until = datetime.fromisoformat(window_end).timestamp() if window_end else 0.0
-    scorer = EmbeddingScorer(user_embeddings, user_biases, item_embeddings, item_biases)
     return scorer, trained_until
 
 
@@ -529,13 +538,11 @@ def _write(
     run: TrainingRun,
     data: _Data,
     matrix: sp.csr_matrix,
-    fitted: FittedLightFM,
+    fitted: FittedModel,
     metrics: dict[str, float],
-    params: LightFMParams,
+    params: dict[str, Any],
+    family: Family,
 ) -> ArtifactInfo:
-    model = fitted.model
-    item_biases, item_embeddings = model.get_item_representations(fitted.item_features)
-    user_biases, user_embeddings = model.get_user_representations(fitted.user_features)
     seen = sp.csr_matrix(matrix)
     feature_names = {
         "items": data.item_features.names.tolist()
@@ -548,19 +555,15 @@ def _write(
         artifact_staging_dir(recommender.name),
         artifact_name_new(f"run-{run.pk}"),
         arrays={
-            "user_embeddings": user_embeddings,
-            "user_biases": user_biases,
-            "item_embeddings": item_embeddings,
-            "item_biases": item_biases,
-            "item_feature_embeddings": model.item_embeddings,
-            "item_feature_biases": model.item_biases,
+            **fitted.artifact_arrays(),
             "popularity": np.asarray(seen.sum(axis=0), dtype=np.float32).ravel(),
             "seen_indptr": seen.indptr.astype(np.int64),
             "seen_indices": seen.indices.astype(np.int32),
         },
         id_maps={"users": data.users.ids, "items": data.items.ids},
         meta=ArtifactMeta(
-            hyperparameters=params.as_dict(),
+            family=family.name,
+            hyperparameters=params,
             metrics=metrics,
             feature_names=feature_names,
             extra={"recommender": recommender.name, "run_id": run.pk},
@@ -581,7 +584,7 @@ def _register(
     stats: dict[str, Any],
     gate_results: list[dict[str, Any]],
     decision: GateDecision,
-    params: LightFMParams,
+    params: dict[str, Any],
     options: dict[str, Any],
 ) -> ModelVersion:
     """The version row (only now that the artifact is complete), its promotion by policy
@@ -598,7 +601,7 @@ def _register(
             artifact_sha256=artifact.sha256,
             artifact_size=artifact.size_bytes,
             metrics=metrics["candidate"],
-            hyperparameters=params.as_dict(),
+            hyperparameters=params,
             data_window={"start": stats["window_start"], "end": stats["window_end"]},
             data_stats=stats,
             status=VersionStatus.CANDIDATE,

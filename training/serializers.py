@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from recommender.config_schema import HYPERPARAMETERS
-from recommender.serializers import ConfigOverridesSerializer
+from recommender.config_schema import SETTINGS
+from recommender.families import FAMILIES, RUN_SETTINGS, Algorithm, family_params_text
 from training.models import TrainingRun
 
 
@@ -37,15 +37,26 @@ class TrainingRunOutput(serializers.ModelSerializer):
         ]
 
 
-class HyperparameterOverrides(ConfigOverridesSerializer):
-    """Per-run overrides of the recommender's LightFM settings, bounded by
-    ``recommender.config_schema`` (the same bounds as the admin form and ``retrain``)."""
-
-    setting_names = HYPERPARAMETERS
+def _overrides_help() -> str:
+    families = "; ".join(f"{f.name}: {family_params_text(f)}" for f in FAMILIES.values())
+    run = ", ".join(
+        f"{name} ({SETTINGS[name].range_text()}; default {SETTINGS[name].default})"
+        for name in RUN_SETTINGS
+    )
+    return (
+        "Hyper-parameters for this run, checked against the run's family (`algorithm`, "
+        f"else the recommender's); an unknown or out-of-range one is a 400 under its name. "
+        f"Any family: {run}. {families}."
+    )
 
 
 class TrainingRunInput(serializers.Serializer):
     recommender = serializers.SlugField(required=False, default="default", max_length=64)
     dry_run = serializers.BooleanField(required=False, default=False)
     no_promote = serializers.BooleanField(required=False, default=False)
-    overrides = HyperparameterOverrides(required=False)
+    algorithm = serializers.ChoiceField(
+        choices=[name for name in Algorithm.values if name in FAMILIES],
+        required=False,
+        help_text="The model family for this run (default: the recommender's).",
+    )
+    overrides = serializers.DictField(required=False, help_text=_overrides_help())

@@ -26,6 +26,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from recommender.config_schema import run_hyperparameters, run_overrides_clean
+from recommender.families import RUN_SETTINGS, FamilyUnavailable, family_get
 from recommender.models import Event, ModelVersion, Recommender
 from training.exceptions import (
     InvalidTrainingOptions,
@@ -57,36 +59,39 @@ _OPTION_FLAGS = ("dry_run", "no_promote")
 # --- Options and log helpers ---------------------------------------------------------
 
 
-def training_options_clean(options: dict[str, Any] | None) -> dict[str, Any]:
-    """Validate and normalise run options:
-    ``{"dry_run": bool, "no_promote": bool, "overrides": {hyper-parameter: value}}``.
-    Override names are ``Recommender.HYPERPARAMETER_FIELDS``; values are cleaned by the
-    model field (so ``"64"`` becomes 64 and an unknown loss is refused)."""
+def training_options_clean(
+    options: dict[str, Any] | None, *, recommender: Recommender
+) -> dict[str, Any]:
+    """Validate and normalise run options: ``{"dry_run": bool, "no_promote": bool,
+    "algorithm": family (default: the recommender's), "overrides": {name: value}}``.
+    Overrides are the family's hyper-parameters and the run settings, checked by their
+    schemas (``recommender.config_schema.run_overrides_clean``), each error under its
+    name."""
     options = dict(options or {})
-    unknown = sorted(set(options) - {*_OPTION_FLAGS, "overrides"})
+    known = [*_OPTION_FLAGS, "algorithm", "overrides"]
+    unknown = sorted(set(options) - set(known))
     if unknown:
         raise InvalidTrainingOptions(
-            f"Unknown option(s): {', '.join(unknown)}.",
-            unknown=unknown,
-            known=[*_OPTION_FLAGS, "overrides"],
+            f"Unknown option(s): {', '.join(unknown)}.", unknown=unknown, known=known
         )
     cleaned: dict[str, Any] = {flag: bool(options.get(flag, False)) for flag in _OPTION_FLAGS}
+    algorithm = options.get("algorithm") or recommender.algorithm
+    try:
+        family = family_get(algorithm)
+    except FamilyUnavailable as exc:
+        raise InvalidTrainingOptions(str(exc), algorithm=[str(exc)]) from exc
+    if options.get("algorithm"):
+        cleaned["algorithm"] = family.name
     overrides = options.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise InvalidTrainingOptions("overrides must be an object of hyper-parameters.")
-    errors: dict[str, list[str]] = {}
-    clean_overrides: dict[str, Any] = {}
-    for name, value in overrides.items():
-        if name not in Recommender.HYPERPARAMETER_FIELDS:
-            errors[name] = [f"not a hyper-parameter; known: {Recommender.HYPERPARAMETER_FIELDS}"]
-            continue
-        try:
-            clean_overrides[name] = Recommender._meta.get_field(name).clean(value, None)
-        except ValidationError as exc:
-            errors[name] = exc.messages
-    if errors:
-        raise InvalidTrainingOptions("Invalid hyper-parameter override(s).", overrides=errors)
-    cleaned["overrides"] = clean_overrides
+    try:
+        cleaned["overrides"] = run_overrides_clean(family, overrides)
+    except ValidationError as exc:
+        raise InvalidTrainingOptions(
+            f"Invalid hyper-parameter override(s) for {family.name}.",
+            overrides=exc.message_dict,
+        ) from exc
     return cleaned
 
 
@@ -171,7 +176,7 @@ def training_run_create(
     broker refuses it); ``retrain`` runs in the foreground and passes ``enqueue=False``."""
     if trigger not in Trigger.values:
         raise ValueError(f"unknown trigger {trigger!r}")
-    cleaned = training_options_clean(options)
+    cleaned = training_options_clean(options, recommender=recommender)
     try:
         with transaction.atomic():  # a savepoint: the IntegrityError leaves the outer usable
             run = TrainingRun.objects.create(
@@ -180,6 +185,14 @@ def training_run_create(
                 triggered_by=actor,
                 triggered_by_label=actor_label,
                 options=cleaned,
+                hyperparameters=run_hyperparameters(
+                    recommender_values={
+                        name: getattr(recommender, name)
+                        for name in ("hyperparameters", *RUN_SETTINGS)
+                    },
+                    family=family_get(cleaned.get("algorithm") or recommender.algorithm),
+                    overrides=cleaned["overrides"],
+                ),
                 status=RunStatus.QUEUED,
                 enqueued_at=timezone.now() if enqueue else None,
                 log=_timestamped(

@@ -13,6 +13,7 @@ import numpy as np
 
 from recommender.artifact_store import artifact_load
 from recommender.artifacts import ArtifactError, LoadedArtifact
+from recommender.families import Algorithm
 from recommender.features import CATEGORY_PREFIX
 from recommender.ids import IdArray, IdIndex
 from recommender.models import ModelVersion, VersionStatus
@@ -113,6 +114,12 @@ class LoadedModel:
         cache entry, downloaded first from S3: the watcher thread calls this, never a
         request), memory-mapped."""
         artifact = artifact_load(uri=version.artifact_uri, sha256=version.artifact_sha256)
+        if artifact.family != Algorithm.LIGHTFM:  # the other families are served next
+            raise ArtifactError(
+                "unsupported_family",
+                f"version {version.number} is a {artifact.family} model; this server "
+                "scores lightfm models only",
+            )
         arrays = artifact.arrays
         names = artifact.feature_names.get("items", [])
         if len(names) != arrays["item_feature_embeddings"].shape[0]:

@@ -38,12 +38,9 @@ def form_data(recommender, **changes) -> dict:
         "description": "",
         "schedule_cron": "",
         "schedule_timezone": "UTC",
-        "no_components": 16,
-        "loss": "warp",
-        "learning_rate": 0.05,
-        "epochs": 3,
-        "item_alpha": 0,
-        "user_alpha": 0,
+        "algorithm": "lightfm",
+        "lightfm__no_components": 16,
+        "lightfm__epochs": 3,
         "num_threads": 1,
         "random_seed": 1,
         "event_weights": '{"view": 1, "like": 3}',
@@ -78,7 +75,10 @@ def test_saving_a_schedule_syncs_the_beat_entry(admin_client):
     recommender.refresh_from_db()
     task = PeriodicTask.objects.get(pk=recommender.periodic_task_id)
     assert task.enabled and task.crontab.minute == "30" and task.crontab.day_of_week == "mon-fri"
-    assert recommender.epochs == 3 and recommender.event_weights == {"view": 1, "like": 3}
+    assert recommender.hyperparameters["lightfm"]["epochs"] == 3 and recommender.event_weights == {
+        "view": 1,
+        "like": 3,
+    }
     page = admin_client.get(change_url(recommender)).content.decode()
     assert "Next 3 runs" in page and "02:30 UTC" in page
 
@@ -383,21 +383,57 @@ def test_the_recommender_form_refuses_what_the_schema_refuses_on_each_field(admi
             key_metric="precison_at_k",
             event_weights='{"view": "lots"}',
             holdout_fraction=1.5,
-            epochs=100_000,
+            lightfm__epochs=100_000,
+            ease__lambda=0,
         ),
     )
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert set(errors) == {"key_metric", "event_weights", "holdout_fraction", "epochs"}
+    assert set(errors) == {
+        "key_metric",
+        "event_weights",
+        "holdout_fraction",
+        "lightfm__epochs",
+        "ease__lambda",
+    }
     assert "'precison_at_k' is not allowed" in errors["key_metric"][0]
     assert "view: 'lots' is not a weight" in errors["event_weights"][0]
     assert "greater than 0 and less than 1" in errors["holdout_fraction"][0]
-    assert "from 1 to 1000" in errors["epochs"][0]
+    assert "from 1 to 1000" in errors["lightfm__epochs"][0]
+    assert "0 is out of range: give a number greater than 0" in errors["ease__lambda"][0]
     recommender.refresh_from_db()
     assert recommender.key_metric == "precision_at_k" and recommender.holdout_fraction == 0.2
 
 
 def test_the_recommender_form_shows_the_allowed_values(admin_client):
     page = admin_client.get(change_url(RecommenderFactory(name="shop"))).content.decode()
-    assert "Allowed: from 1 to 1000." in page
+    assert "Default 20; allowed: from 1 to 1000." in page  # lightfm epochs
+    assert "Default 300.0; allowed: greater than 0 and at most 1e+07." in page  # ease lambda
+    assert '<option value="itemknn">' in page
     assert '<option value="ndcg_at_k">' in page
+
+
+def test_the_run_page_shows_what_the_run_fits(admin_client):
+    run = TrainingRunFactory(
+        hyperparameters={"family": "ease", "lambda": 300.0, "top_k": 200, "num_threads": 2}
+    )
+    page = admin_client.get(run_url(run)).content.decode()
+    assert "ease: lambda=300.0, top_k=200, num_threads=2" in page
+
+
+def test_the_recommender_form_stores_the_chosen_family_and_only_changed_values(admin_client):
+    recommender = RecommenderFactory(name="shop")
+    response = admin_client.post(
+        change_url(recommender),
+        form_data(recommender, algorithm="ease", ease__lambda=500, ease__top_k=200),
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    recommender.refresh_from_db()
+    assert recommender.algorithm == "ease"
+    # top_k 200 is the default: not stored; lightfm's 16 components and 3 epochs are.
+    assert recommender.hyperparameters == {
+        "ease": {"lambda": 500.0},
+        "lightfm": {"no_components": 16, "epochs": 3},
+    }
+    page = admin_client.get(change_url(recommender)).content.decode()
+    assert 'name="ease__lambda" value="500.0"' in page

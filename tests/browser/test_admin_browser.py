@@ -28,8 +28,7 @@ def shop(transactional_db, settings, tmp_path, eager_celery):
     demo_data_generate(users=100, items=60, events=4000, seed=7, days=20)
     recommender = RecommenderFactory(name="default")
     for field, value in {
-        "epochs": 3,
-        "no_components": 8,
+        "hyperparameters": {"lightfm": {"epochs": 3, "no_components": 8}},
         "num_threads": 1,
         "gate_min_users": 1,
         "gate_min_items": 1,
@@ -86,7 +85,9 @@ def test_staff_journey(page, screenshot, live_server, shop):
     assert page.locator("#recsite-gates").is_visible()
     screenshot("05-run-finished")
     # The second run with more components, so the comparison has something to show.
-    Recommender.objects.filter(pk=shop.pk).update(no_components=16)
+    Recommender.objects.filter(pk=shop.pk).update(
+        hyperparameters={"lightfm": {"epochs": 3, "no_components": 16}}
+    )
     start_run_and_wait(page, live_server, shop)
     assert TrainingRun.objects.filter(status=RunStatus.SUCCEEDED).count() == 2
     page.goto(f"{live_server.url}/admin/training/trainingrun/")

@@ -7,7 +7,8 @@ import math
 import pytest
 from django.core.exceptions import ValidationError
 
-from recommender.config_schema import HYPERPARAMETERS, SETTINGS, config_clean
+from recommender.config_schema import SETTINGS, config_clean
+from recommender.families import RUN_SETTINGS
 from recommender.metric_names import KEY_METRICS
 from recommender.models import Recommender
 
@@ -47,19 +48,16 @@ def test_the_defaults_are_valid():
         ("event_weights", ["view"], "Give a weight per event type"),
         ("holdout_fraction", 0.0, "greater than 0 and less than 1"),
         ("holdout_fraction", 1.0, "greater than 0 and less than 1"),
-        ("learning_rate", 0.0, "greater than 0 and at most 1"),
-        ("learning_rate", math.nan, "nan is not a finite number"),
-        ("learning_rate", math.inf, "inf is not a finite number"),
-        ("no_components", 513, "from 1 to 512"),
-        ("epochs", 1001, "from 1 to 1000"),
+        ("gate_min_lift_over_popularity", math.nan, "nan is not a finite number"),
+        ("champion_tolerance", math.inf, "inf is not a finite number"),
         ("num_threads", 65, "from 1 to 64"),
         ("eval_k", 0, "from 1 to 100"),
-        ("item_alpha", -0.1, "from 0 to 1"),
         ("champion_tolerance", 1.5, "from 0 to 1"),
         ("gate_min_lift_over_popularity", -2.0, "from -1 to 100"),
         ("versions_kept", 0, "from 1 to 1000"),
         ("window_days", 0, "from 1 to 36500"),
-        ("loss", "hinge", "'hinge' is not a valid choice"),
+        ("algorithm", "deep", "'deep' is not a valid choice"),
+        ("hyperparameters", {"ease": {"lambda": 0}}, "ease.lambda: 0 is out of range"),
         ("champion_no_overlap_policy", "pass", "'pass' is not a valid choice"),
     ],
 )
@@ -74,7 +72,7 @@ def test_an_empty_window_means_all_events():
 
 
 def test_excluded_fields_are_not_checked():
-    Recommender(name="shop", epochs=10**6).clean_fields(exclude=["epochs"])
+    Recommender(name="shop", num_threads=10**6).clean_fields(exclude=["num_threads"])
 
 
 def test_choices_are_the_schemas():
@@ -90,10 +88,13 @@ def test_choices_are_the_schemas():
 
 
 def test_config_clean_refuses_unknown_settings_and_normalises_numbers():
-    assert config_clean({"epochs": 5.0, "learning_rate": 1}) == {"epochs": 5, "learning_rate": 1.0}
+    assert config_clean({"num_threads": 5.0, "champion_tolerance": 1}) == {
+        "num_threads": 5,
+        "champion_tolerance": 1.0,
+    }
     with pytest.raises(ValidationError) as caught:
-        config_clean({"epoch": 5, "epochs": True})
-    assert set(caught.value.message_dict) == {"epoch", "epochs"}
+        config_clean({"num_thread": 5, "num_threads": True})
+    assert set(caught.value.message_dict) == {"num_thread", "num_threads"}
 
 
 def test_every_model_setting_has_a_schema_entry():
@@ -103,7 +104,7 @@ def test_every_model_setting_has_a_schema_entry():
         if f.concrete and f.editable and not f.primary_key
     } - {"name", "description", "schedule_cron", "schedule_enabled", "created_at", "updated_at"}
     assert configurable == set(SETTINGS)
-    assert set(HYPERPARAMETERS) <= set(SETTINGS)
+    assert set(RUN_SETTINGS) <= set(SETTINGS)
 
 
 def test_key_metrics_are_the_metric_module_names():

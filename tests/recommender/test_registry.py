@@ -40,7 +40,7 @@ def _create(recommender, **overrides):
         "artifact_sha256": "a" * 64,
         "artifact_size": 10,
         "metrics": {"precision_at_k": 0.2},
-        "hyperparameters": recommender.hyperparameters(),
+        "hyperparameters": {"family": "lightfm", "no_components": 32},
         "data_window": {},
         "data_stats": {},
     }
@@ -57,7 +57,8 @@ def _statuses(recommender) -> dict[int, str]:
 
 def test_the_default_recommender_exists_after_migrating():
     default = recommender_get(name="default")
-    assert default.loss == "warp"
+    assert default.algorithm == "lightfm"
+    assert default.hyperparameters["lightfm"]["loss"] == "warp"  # moved from its column
     assert default.event_weights  # copied from RECSITE_EVENT_TYPES
 
 

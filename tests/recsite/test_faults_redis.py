@@ -167,7 +167,9 @@ def test_runs_with_redis_down_and_restarted_are_refused_or_sent_again_and_train_
 ):
     demo_data_generate(users=200, items=100, events=12_000, seed=11, days=28)
     for name in ("default", "other"):
-        Recommender.objects.update_or_create(name=name, defaults={"epochs": 5, "no_components": 16})
+        Recommender.objects.update_or_create(
+            name=name, defaults={"hyperparameters": {"lightfm": {"epochs": 5, "no_components": 16}}}
+        )
     key = api_key(make_api_client, Scope.TRAINING_WRITE)
     env = {"REDIS_URL": private.url(), "RECSITE_RUN_REQUEUE_AFTER_SECONDS": "1"}
     server = start_server(**env, GUNICORN_WORKERS="2")
@@ -199,7 +201,7 @@ def test_runs_with_redis_down_and_restarted_are_refused_or_sent_again_and_train_
     assert busy.status_code == 202, busy.text
     busy_id = busy.json()["id"]
     deadline = time.monotonic() + 60
-    while "epoch 3/" not in TrainingRun.objects.get(pk=busy_id).log:
+    while "step 3/" not in TrainingRun.objects.get(pk=busy_id).log:
         assert time.monotonic() < deadline, worker.output()
         time.sleep(0.2)
     waiting = start_run("other")

@@ -105,12 +105,12 @@ def test_no_active_version_is_404_with_a_code(trainer):
 @pytest.mark.parametrize(
     ("overrides", "field", "message"),
     [
-        ({"epochs": 1001}, "epochs", "Ensure this value is less than or equal to 1000."),
-        ({"no_components": 513}, "no_components", "less than or equal to 512"),
-        ({"num_threads": 65}, "num_threads", "less than or equal to 64"),
+        ({"epochs": 1001}, "epochs", "1001 is out of range: give a number from 1 to 1000."),
+        ({"no_components": 513}, "no_components", "give a number from 1 to 512"),
+        ({"num_threads": 65}, "num_threads", "give a number from 1 to 64"),
         ({"learning_rate": 0}, "learning_rate", "0 is out of range: give a number greater than 0"),
-        ({"loss": "hinge"}, "loss", '"hinge" is not a valid choice.'),
-        ({"epoch": 5}, "epoch", "Not one of the settings allowed here: no_components"),
+        ({"loss": "hinge"}, "loss", "'hinge' is not allowed: give one of warp, bpr"),
+        ({"epoch": 5}, "epoch", "'epoch' is not a hyper-parameter of lightfm (no_components,"),
     ],
 )
 def test_out_of_range_overrides_are_400_naming_the_field(trainer, overrides, field, message):
@@ -121,8 +121,32 @@ def test_out_of_range_overrides_are_400_naming_the_field(trainer, overrides, fie
     assert not TrainingRun.objects.exists()
 
 
-def test_the_schema_documents_the_override_maxima(trainer):
+def test_the_schema_documents_each_familys_overrides(trainer):
     schema = trainer.get("/api/schema/", {"format": "json"}).json()
-    overrides = schema["components"]["schemas"]["HyperparameterOverridesRequest"]["properties"]
-    assert (overrides["epochs"]["maximum"], overrides["no_components"]["maximum"]) == (1000, 512)
-    assert overrides["num_threads"]["maximum"] == 64
+    components = schema["components"]["schemas"]
+    run = components["TrainingRunInputRequest"]["properties"]
+    ref = run["algorithm"]["allOf"][0]["$ref"]  # the enum, with the field's description
+    algorithms = components[ref.rsplit("/", 1)[1]]["enum"]
+    assert "ease" in algorithms and "auto" not in algorithms
+    text = run["overrides"]["description"]
+    assert "num_threads (from 1 to 64; default 2)" in text
+    assert "lightfm: no_components (from 1 to 512; default 32)" in text
+    assert "ease: lambda (greater than 0 and at most 1e+07; default 300.0)" in text
+
+
+def test_a_run_of_another_family_checks_its_overrides_against_that_family(trainer):
+    response = trainer.post(
+        "/api/v1/training-runs",
+        {"algorithm": "ease", "overrides": {"lambda": -1, "epochs": 3}},
+        format="json",
+    )
+    assert response.status_code == 400
+    detail = response.json()["error"]["detail"]["overrides"]
+    assert "-1 is out of range" in detail["lambda"][0]
+    assert "'epochs' is not a hyper-parameter of ease" in detail["epochs"][0]
+    response = trainer.post(
+        "/api/v1/training-runs", {"algorithm": "ease", "overrides": {"lambda": 50}}, format="json"
+    )
+    assert response.status_code == 202
+    run = TrainingRun.objects.get()
+    assert (run.options["algorithm"], run.hyperparameters["lambda"]) == ("ease", 50.0)

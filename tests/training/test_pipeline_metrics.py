@@ -5,7 +5,11 @@ import pytest
 import scipy.sparse as sp
 from lightfm import evaluation as lfm_eval
 
+from recommender.families import FAMILIES
 from recommender.metric_names import KEY_METRICS, metric_key
+from training.families import lightfm
+from training.families.base import FitContext
+from training.families.fit import FamilyScorer
 from training.pipeline.metrics import (
     auc,
     coverage,
@@ -16,7 +20,7 @@ from training.pipeline.metrics import (
     recall_at_k,
     top_k,
 )
-from training.pipeline.models import LightFMParams, PopularityScorer, fit_lightfm
+from training.pipeline.models import PopularityScorer
 
 
 def csr(dense) -> sp.csr_matrix:
@@ -124,13 +128,14 @@ def test_evaluate_matches_lightfm_evaluation_for_a_fitted_model():
     holdout = (rng.random((n_users, n_items)) < 0.25) & (dense > 0)
     train = sp.csr_matrix(np.where(holdout, 0, dense))
     test = sp.csr_matrix(np.where(holdout, dense, 0))
-    fitted = fit_lightfm(
-        train, LightFMParams(no_components=8, epochs=30, learning_rate=0.1, random_state=3)
-    )
+    params = {**FAMILIES["lightfm"].defaults(), "no_components": 8, "epochs": 30}
+    params |= {"learning_rate": 0.1, "item_alpha": 0.0, "user_alpha": 0.0}
+    context = FitContext(random_seed=3)
+    model = lightfm.fit_model(train, params, context)
+    scorer = FamilyScorer(lightfm.factor_model(model, context), history=train)
 
-    ours = evaluate(fitted.scorer(), train, test, k=5, batch_users=7)
+    ours = evaluate(scorer, train, test, k=5, batch_users=7)
 
-    model = fitted.model
     expected_precision = lfm_eval.precision_at_k(model, test, train, k=5).mean()
     expected_recall = lfm_eval.recall_at_k(model, test, train, k=5).mean()
     expected_auc = lfm_eval.auc_score(model, test, train).mean()

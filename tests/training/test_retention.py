@@ -109,7 +109,7 @@ KILLED_WRITER = textwrap.dedent(
         sys.argv[1],
         artifacts.artifact_name_new("run-9"),
         arrays={name: np.zeros((2, 2) if name.endswith("embeddings") else 2)
-                for name in artifacts.ARRAY_DTYPES} | {
+                for name in artifacts.family_arrays("lightfm")} | {
             "seen_indptr": np.zeros(3), "seen_indices": np.zeros(0),
             "item_feature_biases": np.zeros(2), "popularity": np.zeros(2)},
         id_maps={"users": ["u1", "u2"], "items": ["i1", "i2"]},

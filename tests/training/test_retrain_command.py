@@ -31,7 +31,7 @@ def test_a_successful_run_prints_the_table_and_exits_0(recommender, capsys):
     out = capsys.readouterr()
     assert "precision@10" in out.out and "popularity" in out.out
     assert "decision: Promoted" in out.out
-    assert "epoch 3/3" in out.err
+    assert "fit lightfm: step 3/3" in out.err
 
 
 def test_a_gate_rejection_exits_3(recommender):
@@ -60,14 +60,24 @@ def test_bad_arguments_exit_2(recommender):
 
 def test_dry_run_fits_nothing(recommender, capsys):
     assert retrain("--dry-run") == 0
-    assert "would fit LightFM" in capsys.readouterr().out
+    assert "would fit lightfm: no_components=32, loss=warp," in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--epochs", "100000"], "--epochs: 100000 is out of range: give a number from 1 to 1000."),
-        (["--components", "0"], "--components: 0 is out of range: give a number from 1 to 512."),
+        (
+            ["--no-components", "0"],
+            "--no-components: 0 is out of range: give a number from 1 to 512.",
+        ),
+        (["--set", "epochs=0"], "--set epochs: 0 is out of range: give a number from 1 to 1000."),
+        (["--set", "lambda=300"], "--set lambda: 'lambda' is not a hyper-parameter of lightfm"),
+        (["--algorithm", "ease", "--set", "lambda=0"], "--set lambda: 0 is out of range"),
+        (
+            ["--algorithm", "ease", "--neighbours", "5"],
+            "--neighbours: 'neighbours' is not a hyper-parameter of ease",
+        ),
         (["--threads", "65"], "--threads: 65 is out of range: give a number from 1 to 64."),
         (["--learning-rate", "nan"], "--learning-rate: nan is not a finite number."),
         (["--loss", "hinge"], "--loss: 'hinge' is not allowed: give one of warp, bpr"),

@@ -9,6 +9,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from recommender.families import FAMILIES
 from recommender.models import Event
 from tests.factories import EventFactory, ModelVersionFactory, RecommenderFactory
 from training.exceptions import (
@@ -128,13 +129,49 @@ def test_the_database_refuses_two_live_runs_of_one_recommender():
 
 def test_create_cleans_the_options():
     run = _create(
-        RecommenderFactory(), options={"dry_run": True, "overrides": {"epochs": "5", "loss": "bpr"}}
+        RecommenderFactory(), options={"dry_run": True, "overrides": {"epochs": 5.0, "loss": "bpr"}}
     )
     assert run.options == {
         "dry_run": True,
         "no_promote": False,
         "overrides": {"epochs": 5, "loss": "bpr"},
     }
+    assert run.hyperparameters == {
+        **FAMILIES["lightfm"].defaults(),
+        "family": "lightfm",
+        "epochs": 5,
+        "loss": "bpr",
+        "num_threads": 2,
+        "random_seed": 42,
+    }
+
+
+def test_create_records_another_family_with_the_recommenders_stored_values():
+    recommender = RecommenderFactory(hyperparameters={"ease": {"lambda": 50.0}})
+    run = _create(recommender, options={"algorithm": "ease", "overrides": {"top_k": 20}})
+    assert run.options["algorithm"] == "ease"
+    assert run.hyperparameters == {
+        "family": "ease",
+        "lambda": 50.0,
+        "top_k": 20,
+        "binary": True,
+        "recency_half_life": 0.0,
+        "num_threads": 2,
+        "random_seed": 42,
+    }
+
+
+def test_create_refuses_auto_until_the_search_exists():
+    with pytest.raises(InvalidTrainingOptions) as exc:
+        _create(RecommenderFactory(), options={"algorithm": "auto"})
+    assert "algorithm 'auto' cannot be trained yet" in exc.value.detail["algorithm"][0]
+
+
+def test_create_refuses_another_familys_parameter_under_its_name():
+    with pytest.raises(InvalidTrainingOptions) as exc:
+        _create(RecommenderFactory(), options={"overrides": {"lambda": 300}})
+    message = exc.value.detail["overrides"]["lambda"][0]
+    assert "'lambda' is not a hyper-parameter of lightfm" in message
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ def test_a_run_ends_in_an_active_verified_version(recommender):
     }
     assert run.metrics["candidate"]["precision@10"] > run.metrics["popularity"]["precision@10"]
     assert [fraction for _, fraction in progress] == sorted(fraction for _, fraction in progress)
-    assert "epoch 5/5" in run.log
+    assert "fit lightfm: step 5/5" in run.log
 
 
 def test_a_retrain_on_unchanged_data_is_held_for_manual_promotion(recommender):
@@ -148,7 +148,7 @@ def test_a_dry_run_reports_data_and_saves_nothing(recommender):
     run = run_now(recommender, dry_run=True)
     assert run.decision == Decision.DRY_RUN
     assert run.data_stats["events"] == 6000
-    assert "would fit LightFM" in run.decision_reason
+    assert "would fit lightfm: no_components=16" in run.decision_reason
     assert not ModelVersion.objects.exists()
 
 

@@ -80,8 +80,7 @@ def world(artifact_dir):
     recommender.event_weights = {"view": 1.0}
     recommender.holdout_fraction = 0.3
     recommender.eval_k = 2
-    recommender.epochs = 30
-    recommender.no_components = 8
+    recommender.hyperparameters = {"lightfm": {"epochs": 30, "no_components": 8}}
     recommender.num_threads = 1
     recommender.use_item_features = False
     recommender.champion_tolerance = 0.02

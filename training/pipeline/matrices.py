@@ -121,20 +121,41 @@ def interaction_matrix(
         matrix = sp.csr_matrix((weights, (users, items)), shape=(n_users, n_items))
         matrix.sum_duplicates()
     elif duplicates == "max":
-        keys = users * n_items + items
-        order = np.argsort(keys, kind="stable")
-        keys_sorted = keys[order]
-        starts = np.flatnonzero(np.r_[True, keys_sorted[1:] != keys_sorted[:-1]])
-        values = np.maximum.reduceat(weights[order], starts) if keys.size else weights
-        unique_keys = keys_sorted[starts]
-        matrix = sp.csr_matrix(
-            (values, (unique_keys // n_items, unique_keys % n_items)), shape=(n_users, n_items)
-        )
+        matrix = _max_per_pair(users, items, weights, n_users, n_items)
     else:
         raise ValueError(f"duplicates must be 'sum' or 'max', not {duplicates!r}")
     matrix.eliminate_zeros()
     matrix.sort_indices()
     return matrix.astype(np.float32)
+
+
+def _max_per_pair(
+    users: np.ndarray, items: np.ndarray, values: np.ndarray, n_users: int, n_items: int
+) -> sp.csr_matrix:
+    keys = users * n_items + items
+    order = np.argsort(keys, kind="stable")
+    keys_sorted = keys[order]
+    starts = np.flatnonzero(np.r_[True, keys_sorted[1:] != keys_sorted[:-1]])
+    largest = np.maximum.reduceat(values[order], starts) if keys.size else values
+    unique_keys = keys_sorted[starts]
+    return sp.csr_matrix(
+        (largest, (unique_keys // n_items, unique_keys % n_items)), shape=(n_users, n_items)
+    )
+
+
+def last_seen_matrix(interactions: Interactions, n_users: int, n_items: int) -> sp.csr_matrix:
+    """Each (user, item) pair's latest timestamp, float64, in the sparsity pattern of
+    ``interaction_matrix`` of the same interactions (every pair: weights are positive).
+    What recency weighting ranks a user's history by and popularity decays by."""
+    matrix = _max_per_pair(
+        np.asarray(interactions.users, dtype=np.int64),
+        np.asarray(interactions.items, dtype=np.int64),
+        np.asarray(interactions.timestamps, dtype=np.float64),
+        n_users,
+        n_items,
+    )
+    matrix.sort_indices()
+    return matrix
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from enum import IntEnum
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from recommender.config_schema import SETTINGS, config_clean
+from recommender.config_schema import SETTINGS, run_overrides_clean
 from recommender.exceptions import RecsiteError
+from recommender.families import FAMILIES, FamilyUnavailable, family_get
 from recommender.selectors import recommender_get
+from recommender.setting_types import BOOL, FLOAT, INT, Setting
 from training.exceptions import TrainingAlreadyRunning
 from training.models import Decision, RunStatus, Trigger
 from training.reports import render_run_summary
@@ -25,26 +30,44 @@ class ExitCode(IntEnum):
     ALREADY_RUNNING = 4
 
 
-# option (argparse dest) -> (recommender setting, argparse type); the allowed values are
-# recommender.config_schema's, as for the admin form and the API.
-OVERRIDES = {
-    "epochs": ("epochs", int),
-    "components": ("no_components", int),
-    "loss": ("loss", str),
-    "learning_rate": ("learning_rate", float),
-    "item_alpha": ("item_alpha", float),
-    "user_alpha": ("user_alpha", float),
-    "threads": ("num_threads", int),
-    "seed": ("random_seed", int),
+# The run settings' options (argparse dest -> setting); every family hyper-parameter gets
+# an option of its own name (``--no-components``, ``--lambda``) and ``--set NAME=VALUE``.
+# The allowed values are the schemas' (recommender.config_schema, recommender.families),
+# as for the admin form and the API.
+RUN_OPTIONS = {"threads": "num_threads", "seed": "random_seed"}
+PARAMS: dict[str, Setting] = {
+    param.name: param for family in FAMILIES.values() for param in family.params
 }
 
 
-def _option(dest: str) -> str:
-    return "--" + dest.replace("_", "-")
+def _boolean(text: str) -> bool | str:
+    """``true`` / ``false`` (any case); anything else is passed on for the schema to
+    refuse with its message."""
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def _allowed(setting: str) -> str:
-    return SETTINGS[setting].range_text()
+ARGPARSE_TYPES = {INT: int, FLOAT: float, BOOL: _boolean}
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _families_of(name: str) -> str:
+    return ", ".join(f.name for f in FAMILIES.values() if f.param(name) is not None)
+
+
+def _assignment(text: str) -> tuple[str, Any]:
+    """``--set lambda=300``: the name and the value as JSON (a number, true / false, a
+    quoted string) or else the plain text (``--set loss=bpr``)."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name.strip(), value
 
 
 class Command(BaseCommand):
@@ -53,7 +76,8 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
     help = (
         "Train a recommender now, in the foreground, with live progress: load the events, "
-        "fit LightFM, evaluate it next to the popularity baseline and the active version, "
+        "fit its model family (--algorithm; hyper-parameters with their own options or "
+        "--set NAME=VALUE), evaluate it next to the popularity baseline and the active version, "
         "apply the gates and the promotion policy. Prints the metric table and the "
         "decision. Exit codes: 0 done (promoted, or kept as a candidate: the output says "
         "which), 1 the run failed, 2 bad arguments, 3 a gate rejected the candidate, "
@@ -72,20 +96,48 @@ class Command(BaseCommand):
             action="store_true",
             help="keep a passing candidate as a candidate instead of promoting it",
         )
-        for dest, (setting, kind) in OVERRIDES.items():
+        parser.add_argument(
+            "--algorithm",
+            choices=list(FAMILIES),
+            help="the model family for this run (default: the recommender's)",
+        )
+        parser.add_argument(
+            "--set",
+            dest="assignments",
+            metavar="NAME=VALUE",
+            action="append",
+            type=_assignment,
+            default=[],
+            help="override one of the family's hyper-parameters (repeatable)",
+        )
+        for dest, setting in RUN_OPTIONS.items():
             parser.add_argument(
                 _option(dest),
-                type=kind,
-                help=f"override the recommender's {setting} ({_allowed(setting)})",
+                type=ARGPARSE_TYPES[SETTINGS[setting].kind],
+                help=f"override the recommender's {setting} ({SETTINGS[setting].range_text()})",
+            )
+        for name, param in PARAMS.items():
+            parser.add_argument(
+                _option(name),
+                dest=f"param_{name}",
+                type=ARGPARSE_TYPES.get(param.kind, str),
+                help=f"{param.help} ({_families_of(name)}: {param.range_text()}; "
+                f"default {param.default})".replace("%", "%%"),
             )
 
     def handle(self, *args, **opts):
-        overrides = _overrides(opts)
-        options = {"dry_run": opts["dry_run"], "no_promote": opts["no_promote"]}
-        if overrides:
-            options["overrides"] = overrides
         try:
             recommender = recommender_get(name=opts["recommender"])
+        except RecsiteError as exc:
+            raise CommandError(exc.message, returncode=ExitCode.BAD_ARGUMENTS) from exc
+        algorithm = opts["algorithm"] or recommender.algorithm
+        options = {
+            "dry_run": opts["dry_run"],
+            "no_promote": opts["no_promote"],
+            "algorithm": opts["algorithm"],
+            "overrides": _overrides(opts, algorithm),
+        }
+        try:
             run = training_run_execute_now(
                 recommender=recommender,
                 trigger=Trigger.CLI,
@@ -107,20 +159,27 @@ class Command(BaseCommand):
             self.stderr.write(f"[{fraction:6.1%}] {phase:<9} {message}")
 
 
-def _overrides(opts: dict) -> dict:
-    """The hyper-parameter options given, checked by the recommender schema; a bad one is
-    exit code 2 with the schema's message under the option's name."""
-    given = {
-        setting: opts[dest]
-        for dest, (setting, _) in OVERRIDES.items()
-        if opts.get(dest) is not None
-    }
+def _overrides(opts: dict, algorithm: str) -> dict:
+    """The overrides given (options and ``--set``), checked by the schemas against the
+    run's family; a bad one is exit code 2 with the schema's message under its option."""
+    given: dict[str, Any] = {}
+    option: dict[str, str] = {}
+    for dest, setting in RUN_OPTIONS.items():
+        if opts.get(dest) is not None:
+            given[setting], option[setting] = opts[dest], _option(dest)
+    for name in PARAMS:
+        if opts.get(f"param_{name}") is not None:
+            given[name], option[name] = opts[f"param_{name}"], _option(name)
+    for name, value in opts["assignments"]:
+        given[name], option[name] = value, f"--set {name}"
     try:
-        return config_clean(given)
+        return run_overrides_clean(family_get(algorithm), given)
+    except FamilyUnavailable as exc:
+        raise CommandError(f"--algorithm: {exc}", returncode=ExitCode.BAD_ARGUMENTS) from exc
     except ValidationError as exc:
-        option = {setting: _option(dest) for dest, (setting, _) in OVERRIDES.items()}
         problems = "; ".join(
-            f"{option[name]}: {' '.join(messages)}" for name, messages in exc.message_dict.items()
+            f"{option.get(name, name)}: {' '.join(messages)}"
+            for name, messages in exc.message_dict.items()
         )
         raise CommandError(problems, returncode=ExitCode.BAD_ARGUMENTS) from exc
 
