@@ -167,10 +167,25 @@ SETTINGS: dict[str, Setting] = {
         Setting("refit_on_full_data", BOOL),
         integer("versions_kept", 1, 1000),
         # Schedule (the cron itself is checked by recommender.models.validate_schedule_cron)
-        Setting("schedule_timezone", TIMEZONE, cleaner=_clean_timezone),
+        Setting(
+            "schedule_timezone",
+            TIMEZONE,
+            cleaner=_clean_timezone,
+            help="an IANA time zone name, e.g. Europe/London or UTC",
+        ),
         # Online metrics
-        Setting("click_event_types", EVENT_TYPES, cleaner=_clean_event_types),
-        Setting("conversion_event_types", EVENT_TYPES, cleaner=_clean_event_types),
+        Setting(
+            "click_event_types",
+            EVENT_TYPES,
+            cleaner=_clean_event_types,
+            help="a list of event types from RECSITE_EVENT_TYPES",
+        ),
+        Setting(
+            "conversion_event_types",
+            EVENT_TYPES,
+            cleaner=_clean_event_types,
+            help="a list of event types from RECSITE_EVENT_TYPES",
+        ),
     )
 }
 

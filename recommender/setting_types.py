@@ -41,6 +41,8 @@ class Setting:
             return "one of " + ", ".join(self.choices)
         if self.kind == BOOL:
             return "true or false"
+        if self.minimum is None or self.maximum is None:  # a kind its cleaner describes
+            return self.help
         low = (
             f"greater than {self.minimum:g}"
             if self.minimum_exclusive
