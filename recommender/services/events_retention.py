@@ -13,12 +13,13 @@ The rule (``event_retention_plan``), decided afresh at every pass:
   below it can disappear without it skipping or failing). No cursor yet: nothing goes.
 
 ``events_prune`` deletes in batches of ``batch_size`` keys, each batch one short
-transaction (``DELETE ... WHERE id IN (SELECT id ... LIMIT n)``: row locks on those rows
-only, so ingest keeps inserting), found through the timestamp index. The pass's audit
-row (a ``DataErasure`` of kind ``expired``) is created by the first batch that deletes
-and updated by every later one, in the batch's own transaction: it always says exactly
-what is gone. A pass that stops half-way (a crash, ``max_batches``) leaves the rest to
-the next one: the rule is stateless, so a pass resumes by running again."""
+transaction (row locks on those rows only, so ingest keeps inserting): the keys are read
+in timestamp order through the timestamp index, each batch starting where the last one
+stopped, then deleted by key. The pass's audit row (a ``DataErasure`` of kind
+``expired``) is created by the first batch that deletes and updated by every later one,
+in the batch's own transaction: it always says exactly what is gone. A pass that stops
+half-way (a crash, ``max_batches``) leaves the rest to the next one: the rule is
+stateless, so a pass resumes by running again."""
 
 from __future__ import annotations
 
@@ -138,9 +139,12 @@ def events_prune(
             plan=plan, outcome=RetentionOutcome.DRY_RUN, deleted=_expired(plan).count()
         )
     result = RetentionResult(plan=plan, outcome=RetentionOutcome.NOTHING)
+    resume_at: datetime | None = None
     while max_batches is None or result.batches < max_batches:
-        deleted = _batch_delete(plan=plan, result=result, batch_size=batch_size, actor=actor_label)
-        if deleted < batch_size:
+        resume_at = _batch_delete(
+            plan=plan, result=result, batch_size=batch_size, after=resume_at, actor=actor_label
+        )
+        if resume_at is None:
             break
     else:
         result.complete = not _expired(plan).exists()
@@ -152,14 +156,28 @@ def events_prune(
 
 @transaction.atomic
 def _batch_delete(
-    *, plan: RetentionPlan, result: RetentionResult, batch_size: int, actor: str
-) -> int:
-    """Delete up to ``batch_size`` expired events and account for them in the pass's
-    audit row, in one transaction."""
-    keys = _expired(plan).order_by().values("pk")[:batch_size]
-    deleted, _ = Event.objects.filter(pk__in=keys).delete()
-    if not deleted:
-        return 0
+    *,
+    plan: RetentionPlan,
+    result: RetentionResult,
+    batch_size: int,
+    after: datetime | None,
+    actor: str,
+) -> datetime | None:
+    """Delete up to ``batch_size`` expired events, oldest first from ``after``, and
+    account for them in the pass's audit row, in one transaction. Returns where the next
+    batch starts (None: none is left).
+
+    The keys are read first, in timestamp order from where the last batch stopped (an
+    index range that never walks again over the rows deleted before), then deleted by
+    key (``id = ANY(...)``: index lookups). A single ``DELETE ... WHERE id IN (SELECT
+    ... LIMIT n)`` lets PostgreSQL hash-join the whole table on every batch."""
+    expired = _expired(plan)
+    if after is not None:
+        expired = expired.filter(timestamp__gte=after)
+    keys = list(expired.order_by("timestamp").values_list("pk", "timestamp")[:batch_size])
+    if not keys:
+        return None
+    deleted, _ = Event.objects.filter(pk__in=[pk for pk, _ in keys]).delete()
     result.batches += 1
     result.deleted += deleted
     if result.erasure_id is None:
@@ -180,4 +198,4 @@ def _batch_delete(
             events_deleted=F("events_deleted") + deleted
         )
     transaction.on_commit(lambda: EVENTS_EXPIRED.inc(deleted))
-    return deleted
+    return keys[-1][1] if len(keys) == batch_size else None
