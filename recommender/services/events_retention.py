@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from recommender.metrics import EVENT_RETENTION_PASSES, EVENTS_EXPIRED
@@ -177,7 +177,7 @@ def _batch_delete(
     keys = list(expired.order_by("timestamp").values_list("pk", "timestamp")[:batch_size])
     if not keys:
         return None
-    deleted, _ = Event.objects.filter(pk__in=[pk for pk, _ in keys]).delete()
+    deleted = _delete_keys([pk for pk, _ in keys])
     result.batches += 1
     result.deleted += deleted
     if result.erasure_id is None:
@@ -199,3 +199,13 @@ def _batch_delete(
         )
     transaction.on_commit(lambda: EVENTS_EXPIRED.inc(deleted))
     return keys[-1][1] if len(keys) == batch_size else None
+
+
+def _delete_keys(keys: list[int]) -> int:
+    """On PostgreSQL one array parameter (Django would compile 10,000 placeholders, a
+    third of the batch's time); elsewhere the ORM's ``IN``."""
+    if connection.vendor != "postgresql":
+        return Event.objects.filter(pk__in=keys).delete()[0]
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Event._meta.db_table} WHERE id = ANY(%s)", [keys])
+        return cursor.rowcount
