@@ -71,3 +71,17 @@ def ingest_count(
         INGEST_EVENTS.labels(client, IngestOutcome.DUPLICATE, "").inc(duplicates)
     if refused:
         INGEST_EVENTS.labels(client, IngestOutcome.REFUSED, code).inc(refused)
+
+
+EVENTS_EXPIRED = Counter(
+    "recsite_events_expired_total",
+    "Events deleted by event retention (older than RECSITE_EVENT_RETENTION_DAYS and every "
+    "recommender's training window, already read by the attribution pass).",
+)
+EVENT_RETENTION_PASSES = Counter(
+    "recsite_event_retention_passes_total",
+    "Event retention passes, by outcome: deleted, nothing (nothing old enough), blocked (a "
+    "recommender trains on all history, or attribution has not run yet), off (retention "
+    "unset).",
+    ["outcome"],
+)

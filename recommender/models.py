@@ -150,6 +150,7 @@ class ErasureKind(models.TextChoices):
     USER = "user", "A user's events and profile"
     EVENTS = "events", "Events"
     ITEMS = "items", "Items and their events"
+    EXPIRED = "expired", "Events past retention"
 
 
 class DataErasure(models.Model):

@@ -18,6 +18,7 @@ from recsite.env import (
     env_datetime,
     env_float,
     env_int,
+    env_int_optional,
     env_list,
     env_str,
     env_timezone,
@@ -246,6 +247,11 @@ CELERY_BEAT_SCHEDULE = {
     # delete served lists past their retention.
     "attribute-events": {"task": "training.tasks.attribute_events", "schedule": 60},
     "retain-served-lists": {"task": "training.tasks.retain_served_lists", "schedule": 3600},
+    # Event retention (RECSITE_EVENT_RETENTION_DAYS; a no-op while it is unset).
+    "prune-events": {
+        "task": "training.tasks.prune_events",
+        "schedule": env_int("RECSITE_EVENT_RETENTION_INTERVAL_SECONDS", 3600),
+    },
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -390,6 +396,21 @@ RECSITE_SERVED_BUFFER_MAX = env_int("RECSITE_SERVED_BUFFER_MAX", 10_000)
 RECSITE_SERVED_FLUSH_SECONDS = env_float("RECSITE_SERVED_FLUSH_SECONDS", 1.0)
 RECSITE_SERVED_RETENTION_DAYS = env_int("RECSITE_SERVED_RETENTION_DAYS", 30)
 RECSITE_ATTRIBUTION_WINDOW_SECONDS = env_int("RECSITE_ATTRIBUTION_WINDOW_SECONDS", 24 * 3600)
+
+# Event retention (recommender/services/events_retention.py): events older than DAYS are
+# deleted by beat, but never one a recommender's training window still reads (the cutoff
+# is the older of the two). Unset = keep every event. A recommender training on all
+# history (no window) blocks deletion unless LIMITS_ALL_HISTORY says it may train on
+# what retention keeps.
+RECSITE_EVENT_RETENTION_DAYS = env_int_optional("RECSITE_EVENT_RETENTION_DAYS")
+if RECSITE_EVENT_RETENTION_DAYS is not None and RECSITE_EVENT_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured(
+        f"RECSITE_EVENT_RETENTION_DAYS={RECSITE_EVENT_RETENTION_DAYS} must be at least 1 "
+        "(leave it unset to keep every event)."
+    )
+RECSITE_EVENT_RETENTION_LIMITS_ALL_HISTORY = env_bool(
+    "RECSITE_EVENT_RETENTION_LIMITS_ALL_HISTORY", False
+)
 
 # The admin dashboard shows a recommender's active version in a warning colour once it
 # is older than this (the schedule may have stopped, or every run since was rejected).

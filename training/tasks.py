@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from recommender.online.attribution import attribution_run
 from recommender.online.retention import served_lists_retain
-from recommender.services import artifacts_retain
+from recommender.services import artifacts_retain, events_prune
 from training.runner import default_worker_name, training_run_execute
 from training.services import (
     training_run_scheduled,
@@ -108,3 +108,10 @@ def attribute_events() -> None:
 def retain_served_lists() -> None:
     """Fired by beat every hour: delete served lists past RECSITE_SERVED_RETENTION_DAYS."""
     logger.info("served lists deleted: %d", served_lists_retain(now=timezone.now()))
+
+
+@shared_task(ignore_result=True)
+def prune_events() -> None:
+    """Fired by beat every ``RECSITE_EVENT_RETENTION_INTERVAL_SECONDS``: delete events
+    past retention (``manage.py prune_events``); a no-op while retention is unset."""
+    logger.info("%s", events_prune(now=timezone.now()).summary())

@@ -4,6 +4,7 @@ from recommender.services.api_keys import api_key_create, api_key_revoke
 from recommender.services.datasets import ImportSummary, dataset_import
 from recommender.services.demo_data import demo_data_generate
 from recommender.services.erasure import events_erase, items_erase, user_erase
+from recommender.services.events_retention import events_prune
 from recommender.services.ingest import (
     EventIngestResult,
     ItemUpsertResult,
@@ -32,6 +33,7 @@ __all__ = [
     "demo_data_generate",
     "event_batch_ingest",
     "events_erase",
+    "events_prune",
     "item_batch_upsert",
     "items_erase",
     "model_version_create",
