@@ -26,6 +26,9 @@ from recommender.config_schema import (
     PromotionPolicy,
     config_clean,
 )
+
+# Registers the export jobs' model in this app (it lives in its own package).
+from recommender.exports.models import ExportJob, ExportStatus
 from recommender.ids import MAX_ID_LENGTH
 
 # Registers the online loop's models in this app (they live in their own package).
@@ -43,6 +46,8 @@ __all__ = [
     "AttributionCursor",
     "ChampionNoOverlapPolicy",
     "DuplicateAggregation",
+    "ExportJob",
+    "ExportStatus",
     "Experiment",
     "ExperimentArm",
     "ExperimentEvent",
