@@ -28,6 +28,7 @@ from typing import TextIO
 
 import numpy as np
 from django.conf import settings
+from threadpoolctl import threadpool_limits
 
 from recommender.exceptions import NoModel
 from recommender.models import ModelVersion, Recommender
@@ -203,8 +204,25 @@ def recommendations_export(
             seen = users_recent_item_pks(user_ids=user_ids, limit=seen_max)
             yield [(user_id, seen.get(user_id, [])) for user_id in user_ids]
 
+    # One BLAS thread (inherited by the pool): the processes are the parallelism, and
+    # BLAS threads spinning beside them made scoring ~20x slower on a busy 2-core host.
+    with threadpool_limits(limits=1, user_api="blas"):
+        _rank_all(state, fmt, limit, chunks(), workers, write)
+    return ExportResult(users=done, fallback_users=fallbacks, model_version=state.version_number)
+
+
+def _rank_all(
+    state: ServingState,
+    fmt: str,
+    limit: int,
+    chunks: Iterator[list[tuple[str, list[int]]]],
+    workers: int,
+    write: Callable[[str, int, int], None],
+) -> None:
+    """Rank the chunks here or in a fork pool, writing them in order; at most
+    ``2 × workers`` chunks are in flight."""
     if workers <= 1:
-        for chunk in chunks():
+        for chunk in chunks:
             write(*_rank_chunk(state, fmt, limit, chunk), len(chunk))
     else:
         global _state
@@ -212,7 +230,7 @@ def recommendations_export(
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 pending: deque[tuple[AsyncResult, int]] = deque()
-                for chunk in chunks():
+                for chunk in chunks:
                     pending.append(
                         (pool.apply_async(_rank_inherited, (fmt, limit, chunk)), len(chunk))
                     )
@@ -224,7 +242,6 @@ def recommendations_export(
                     write(*result.get(), n)
         finally:
             _state = None
-    return ExportResult(users=done, fallback_users=fallbacks, model_version=state.version_number)
 
 
 def users_file_lines(path: Path) -> Iterator[str]:
