@@ -33,6 +33,7 @@ from recommender import admin_data  # noqa: F401  (registers the data and erasur
 from recommender.admin_pages import render_admin_page
 from recommender.comparison import compare_rows, metric_value
 from recommender.exceptions import RecsiteError
+from recommender.exports.admin import export_recommendations
 from recommender.models import (
     ApiKey,
     ModelVersion,
@@ -89,7 +90,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
     )
     list_filter = ("recommender", "status")
     list_select_related = ("recommender",)
-    actions = ("compare_versions", "promote_version", "rollback_recommender")
+    actions = (
+        "compare_versions",
+        "promote_version",
+        "rollback_recommender",
+        export_recommendations,
+    )
     ordering = ("recommender__name", "-number")
 
     # Versions are records of what was trained: nobody edits or deletes them here.

@@ -24,6 +24,9 @@ from recommender.config_schema import (
     PromotionPolicy,
     config_clean,
 )
+
+# Registers the export jobs' model in this app (it lives in its own package).
+from recommender.exports.models import ExportJob, ExportStatus
 from recommender.families import Algorithm
 from recommender.ids import MAX_ID_LENGTH
 
@@ -43,6 +46,8 @@ __all__ = [
     "Algorithm",
     "ChampionNoOverlapPolicy",
     "DuplicateAggregation",
+    "ExportJob",
+    "ExportStatus",
     "Experiment",
     "ExperimentArm",
     "ExperimentEvent",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import InterfaceError, OperationalError, connection
-from django.db.models import Count, Max, Min
-from django.db.models.functions import TruncDate
+from django.db.models import Count, F, Max, Min, Window
+from django.db.models.functions import RowNumber, TruncDate
 
 from recommender.exceptions import ModelVersionNotFound, RecommenderNotFound
 from recommender.models import (
@@ -93,6 +93,46 @@ def _recent_item_pks(user_id: str, limit: int) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(_RECENT_ITEMS_SQL, [user_id, limit])
         return [row[0] for row in cursor.fetchall()]
+
+
+def users_recent_item_pks(*, user_ids: list[str], limit: int) -> dict[str, list[int]]:
+    """``user_recent_item_pks`` for many users in ONE query (batch export reads a chunk
+    of users at a time): each user's ``limit`` most recent events, newest first, ranked
+    by a window over the (user, -timestamp) index. Users without events are absent."""
+    if not user_ids:
+        return {}
+    rows = (
+        Event.objects.filter(user_external_id__in=user_ids)
+        .annotate(
+            n=Window(
+                RowNumber(), partition_by=[F("user_external_id")], order_by=F("timestamp").desc()
+            )
+        )
+        .filter(n__lte=limit)
+        .order_by("user_external_id", "n")
+        .values_list("user_external_id", "item_id")
+    )
+    seen: dict[str, list[int]] = {}
+    for user_id, item_pk in rows:
+        seen.setdefault(user_id, []).append(item_pk)
+    return seen
+
+
+def users_with_events_page(*, after: str | None, limit: int) -> list[str]:
+    """The next ``limit`` distinct users with events, by id, after ``after`` (keyset
+    pagination over the (user, -timestamp) index: each page costs the same)."""
+    events = Event.objects.all()
+    if after is not None:
+        events = events.filter(user_external_id__gt=after)
+    return list(
+        events.order_by("user_external_id")
+        .values_list("user_external_id", flat=True)
+        .distinct()[:limit]
+    )
+
+
+def users_with_events_count() -> int:
+    return Event.objects.values("user_external_id").distinct().count()
 
 
 _RECENT_ITEMS_SQL = (

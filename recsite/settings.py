@@ -387,6 +387,9 @@ RECSITE_SERVING_POLL_SECONDS = env_float("RECSITE_SERVING_POLL_SECONDS", 2.0)
 RECSITE_SERVING_WATCH = env_bool("RECSITE_SERVING_WATCH", True)
 RECSITE_SEEN_EVENTS_MAX = env_int("RECSITE_SEEN_EVENTS_MAX", 500)
 RECSITE_RECOMMENDATIONS_MAX_OFFSET = env_int("RECSITE_RECOMMENDATIONS_MAX_OFFSET", 1000)
+# Batch exports started from the admin write their files here (shared between hosts for
+# the download link to find a file another host's worker wrote).
+RECSITE_EXPORT_DIR = Path(env_str("RECSITE_EXPORT_DIR", str(DATA_DIR / "exports")))
 
 # The online loop (recommender/online/): each serving process buffers at most BUFFER_MAX
 # served lists (more are dropped and counted) and writes them every FLUSH seconds; an

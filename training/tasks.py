@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from recommender.exports.services import export_job_execute
 from recommender.online.attribution import attribution_run
 from recommender.online.retention import served_lists_retain
 from recommender.services import artifacts_retain, events_prune
@@ -72,6 +73,12 @@ def run_training(run_id: int) -> None:
     or stopped at the hard time limit, while its main process lives is handled at once
     by ``RunTrainingRequest``."""
     training_run_execute(run_id=run_id)
+
+
+@shared_task(ignore_result=True)
+def export_recommendations(job_id: int) -> None:
+    """Write a queued export job's file (``recommender.exports.services``)."""
+    export_job_execute(job_id=job_id)
 
 
 @shared_task(ignore_result=True)
