@@ -13,7 +13,7 @@ import numpy as np
 
 from recommender.artifact_store import artifact_load
 from recommender.artifacts import ArtifactError, LoadedArtifact
-from recommender.families import Algorithm
+from recommender.families import FamilyKind, family_get
 from recommender.features import CATEGORY_PREFIX
 from recommender.ids import IdArray, IdIndex
 from recommender.models import ModelVersion, VersionStatus
@@ -107,6 +107,17 @@ class LoadedModel:
         indptr = self.arrays["seen_indptr"]
         return np.asarray(self.arrays["seen_indices"][indptr[user] : indptr[user + 1]])
 
+    @property
+    def kind(self) -> FamilyKind:
+        """How this model scores: factors (lightfm, als, svd), item-item (ease, itemknn:
+        from the user's current history) or one score per item (popularity)."""
+        return family_get(self.artifact.family).kind
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The hyper-parameters it was fitted with (the manifest's)."""
+        return dict(self.artifact.hyperparameters)
+
     @classmethod
     def load(cls, version: ActiveVersion) -> LoadedModel:
         """Load, verify and self-test; raise rather than return something unusable. The
@@ -114,47 +125,66 @@ class LoadedModel:
         cache entry, downloaded first from S3: the watcher thread calls this, never a
         request), memory-mapped."""
         artifact = artifact_load(uri=version.artifact_uri, sha256=version.artifact_sha256)
-        if artifact.family != Algorithm.LIGHTFM:  # the other families are served next
-            raise ArtifactError(
-                "unsupported_family",
-                f"version {version.number} is a {artifact.family} model; this server "
-                "scores lightfm models only",
-            )
         arrays = artifact.arrays
-        names = artifact.feature_names.get("items", [])
-        if len(names) != arrays["item_feature_embeddings"].shape[0]:
-            raise ArtifactError(
-                "shape_mismatch",
-                f"{len(names)} item feature names for "
-                f"{arrays['item_feature_embeddings'].shape[0]} item feature embeddings",
-            )
-        category_rows = {
-            name.removeprefix(CATEGORY_PREFIX): row
-            for row, name in enumerate(names)
-            if name.startswith(CATEGORY_PREFIX)
-        }
+        kind = family_get(artifact.family).kind
+        category_rows: dict[str, int] = {}
+        if "item_feature_embeddings" in arrays:
+            names = artifact.feature_names.get("items", [])
+            if len(names) != arrays["item_feature_embeddings"].shape[0]:
+                raise ArtifactError(
+                    "shape_mismatch",
+                    f"{len(names)} item feature names for "
+                    f"{arrays['item_feature_embeddings'].shape[0]} item feature embeddings",
+                )
+            category_rows = {
+                name.removeprefix(CATEGORY_PREFIX): row
+                for row, name in enumerate(names)
+                if name.startswith(CATEGORY_PREFIX)
+            }
+        norms = (
+            scoring.row_norms([(arrays["item_embeddings"], arrays["item_biases"])])
+            if kind == FamilyKind.FACTORS
+            else np.zeros(0, np.float32)
+        )
         model = cls(
             version=version,
             artifact=artifact,
             users=IdIndex(artifact.id_maps["users"]),
             items=IdIndex(artifact.id_maps["items"]),
             category_rows=category_rows,
-            item_norms=scoring.row_norms([(arrays["item_embeddings"], arrays["item_biases"])]),
+            item_norms=norms,
             loaded_at=time.time(),
         )
         model.self_test()
         return model
 
     def self_test(self) -> None:
-        """A test prediction: one user's scores and one item's neighbours must be finite
+        """A test prediction: one user's (or one history item's) scores must be finite
         numbers of the right length (catches NaN factors and truncated arrays)."""
         arrays = self.arrays
-        block = [(arrays["item_embeddings"], arrays["item_biases"])]
-        if self.users and self.n_items:
+        kind = self.kind
+        if kind == FamilyKind.FACTORS and self.users and self.n_items:
+            block = [(arrays["item_embeddings"], arrays["item_biases"])]
             scores = scoring.score_blocks(
                 arrays["user_embeddings"][0], float(arrays["user_biases"][0]), block
             )
-            if scores.shape != (self.n_items,) or not np.isfinite(scores).all():
-                raise ArtifactError("bad_prediction", "the test prediction is not finite")
+        elif kind == FamilyKind.ITEM_ITEM and self.n_items:
+            scores = scoring.history_scores(
+                self.similarity, np.zeros(1, np.int64), self.n_items, recency_half_life=0.0
+            )
+        elif kind == FamilyKind.SCORES:
+            scores = np.asarray(arrays["item_scores"], np.float32)
+        else:
+            scores = np.zeros(self.n_items, np.float32)
+        if scores.shape != (self.n_items,) or not np.isfinite(scores).all():
+            raise ArtifactError("bad_prediction", "the test prediction is not finite")
         if not np.isfinite(self.item_norms).all() or not np.isfinite(arrays["popularity"]).all():
             raise ArtifactError("bad_prediction", "item factors or popularity are not finite")
+
+    @property
+    def similarity(self) -> scoring.Similarity:
+        """The item-item matrix as CSR arrays (memory-mapped), item-item families only."""
+        arrays = self.arrays
+        return scoring.Similarity(
+            arrays["similarity_indptr"], arrays["similarity_indices"], arrays["similarity_data"]
+        )

@@ -19,6 +19,47 @@ import numpy as np
 
 MASKED = np.float32(-np.inf)
 FactorBlock = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """An item-item matrix as CSR arrays: row ``i`` (``indices[indptr[i]:indptr[i+1]]``,
+    ``data[...]``) is what history item ``i`` adds to each item it recommends."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+
+def history_scores(
+    similarity: Similarity, history: np.ndarray, n_items: int, *, recency_half_life: float
+) -> np.ndarray:
+    """Scores from a user's current history (item positions, the most recent first; each
+    item counts once, at its latest position): the sum of the history items' rows, each
+    weighted ``0.5 ** (rank / (recency_half_life * n))`` by recency rank (0 = the latest)
+    when ``recency_half_life`` > 0, as training scored it (``family_scoring``)."""
+    scores = np.zeros(n_items, dtype=np.float32)
+    _, first = np.unique(history, return_index=True)
+    items = history[np.sort(first)]
+    if items.size == 0:
+        return scores
+    if recency_half_life > 0:
+        ranks = np.arange(items.size, dtype=np.float64)
+        weights = np.power(0.5, ranks / (recency_half_life * items.size)).astype(np.float32)
+    else:
+        weights = np.ones(items.size, dtype=np.float32)
+    starts = np.asarray(similarity.indptr[items], dtype=np.int64)
+    ends = np.asarray(similarity.indptr[items + 1], dtype=np.int64)
+    lengths = ends - starts
+    if lengths.sum() == 0:
+        return scores
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    columns = np.asarray(similarity.indices[offsets], dtype=np.int64)
+    values = np.asarray(similarity.data[offsets], dtype=np.float32) * np.repeat(weights, lengths)
+    np.add.at(scores, columns, values)
+    return scores
+
+
 """``(embeddings (n, d), biases (n,))`` of consecutive universe items."""
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from recommender.exceptions import ItemNotFound, NoModel, UnknownCategory
+from recommender.families import FamilyKind
 from recommender.ids import IdArray, IdIndex
 from recommender.serving import scoring
 from recommender.serving.catalog import Catalog
@@ -149,16 +150,7 @@ class ServingState:
         model = self.model
         forgotten = user_id in self.forgotten_users
         user = model.users.position(user_id) if model and not forgotten else None
-        if model is None:
-            scores, fallback = self.popularity.copy(), NO_MODEL
-        elif user is None:
-            scores, fallback = self.popularity.copy(), UNKNOWN_USER
-        else:
-            arrays = model.arrays
-            scores = scoring.score_blocks(
-                arrays["user_embeddings"][user], float(arrays["user_biases"][user]), self.blocks
-            )
-            fallback = None
+        scores, fallback = self._scores(user, seen)
         scoring.mask(scores, self.universe.blocked)
         if category is not None:
             allowed = self.universe.categories.get(category)
@@ -179,8 +171,42 @@ class ServingState:
         page = scoring.rank_page(scores, offset=offset, limit=limit)
         return Ranking(page, self.universe.ids_at(page.indices), fallback, catalog_total)
 
+    def _scores(self, user: int | None, seen: list[int]) -> tuple[np.ndarray, str | None]:
+        """Every position's score for one request, and the fallback used (None: the
+        model). Factor families score the user's factors (a user unknown at training gets
+        popularity); item-item families score the user's current history, ``seen`` (the
+        request's recent events, the latest first), so an event posted a moment ago
+        counts and a new user with one event is served personally; a score family ranks
+        every user alike."""
+        model = self.model
+        if model is None:
+            return self.popularity.copy(), NO_MODEL
+        kind = model.kind
+        if kind == FamilyKind.SCORES:
+            return np.array(model.arrays["item_scores"], dtype=np.float32), None
+        if kind == FamilyKind.ITEM_ITEM:
+            history = self.universe.positions_of_pks(seen)
+            history = history[(history >= 0) & (history < len(self.universe.head_ids))]
+            if history.size == 0:
+                return self.popularity.copy(), UNKNOWN_USER
+            half_life = float(model.params.get("recency_half_life") or 0.0)
+            scores = scoring.history_scores(
+                model.similarity, history, len(self.universe), recency_half_life=half_life
+            )
+            return scores, None
+        if user is None:
+            return self.popularity.copy(), UNKNOWN_USER
+        arrays = model.arrays
+        return (
+            scoring.score_blocks(
+                arrays["user_embeddings"][user], float(arrays["user_biases"][user]), self.blocks
+            ),
+            None,
+        )
+
     def similar(self, *, item_id: str, limit: int) -> Ranking:
-        """Nearest items by cosine of the item embeddings (new items included)."""
+        """Nearest items: by cosine of the item embeddings (factor families, new items
+        included) or the item's row of the item-item matrix."""
         if self.model is None:
             raise NoModel(
                 f"Recommender {self.recommender!r} has no model loaded: similar items need "
@@ -195,9 +221,24 @@ class ServingState:
                 item_id=item_id,
             )
         head = len(self.universe.head_ids)
-        embeddings = self.blocks[0][0] if position < head else self.blocks[1][0]
-        vector = np.asarray(embeddings[position if position < head else position - head])
-        scores = scoring.cosine_blocks(vector, self.blocks, self.norms)
+        kind = self.model.kind
+        if kind == FamilyKind.ITEM_ITEM:  # the item's own row: what it recommends
+            scores = scoring.history_scores(
+                self.model.similarity,
+                np.asarray([position], np.int64),
+                len(self.universe),
+                recency_half_life=0.0,
+            )
+        elif kind == FamilyKind.SCORES:
+            raise NoModel(
+                f"Recommender {self.recommender!r} serves a {self.model.artifact.family} "
+                "model, which has nothing item-to-item: no similar items.",
+                recommender=self.recommender,
+            )
+        else:
+            embeddings = self.blocks[0][0] if position < head else self.blocks[1][0]
+            vector = np.asarray(embeddings[position if position < head else position - head])
+            scores = scoring.cosine_blocks(vector, self.blocks, self.norms)
         scores[position] = scoring.MASKED
         scoring.mask(scores, self.universe.blocked)
         page = scoring.rank_page(scores, offset=0, limit=limit)
@@ -215,21 +256,27 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
     in_model = model.items.positions(catalog.ids) >= 0
 
     # Catalog items the model has not seen, active, with at least one category it knows:
-    # scored through the mean of those categories' factors.
-    names, indptr, indices = catalog.category_matrix
-    feature_of_name = np.asarray([model.category_rows.get(n, -1) for n in names], np.int64)
-    features = feature_of_name[indices] if indices.size else indices
-    row_of_entry = np.repeat(np.arange(len(catalog.ids)), np.diff(indptr))
-    known = features >= 0
-    known_per_row = np.bincount(row_of_entry[known], minlength=len(catalog.ids))
-    is_tail = ~in_model & catalog.active & (known_per_row > 0)
-    tail_rows = np.flatnonzero(is_tail)
-    tail = scoring.category_factors_flat(
-        arrays["item_feature_embeddings"],
-        arrays["item_feature_biases"],
-        features[known & is_tail[row_of_entry]],
-        known_per_row[tail_rows],
-    )
+    # scored through the mean of those categories' factors (families with feature
+    # embeddings; the others have no such items).
+    if model.category_rows:
+        names, indptr, indices = catalog.category_matrix
+        feature_of_name = np.asarray([model.category_rows.get(n, -1) for n in names], np.int64)
+        features = feature_of_name[indices] if indices.size else indices
+        row_of_entry = np.repeat(np.arange(len(catalog.ids)), np.diff(indptr))
+        known = features >= 0
+        known_per_row = np.bincount(row_of_entry[known], minlength=len(catalog.ids))
+        is_tail = ~in_model & catalog.active & (known_per_row > 0)
+        tail_rows = np.flatnonzero(is_tail)
+        tail = scoring.category_factors_flat(
+            arrays["item_feature_embeddings"],
+            arrays["item_feature_biases"],
+            features[known & is_tail[row_of_entry]],
+            known_per_row[tail_rows],
+        )
+    else:
+        tail_rows = _EMPTY
+        dim = arrays["item_embeddings"].shape[1] if "item_embeddings" in arrays else 0
+        tail = (np.zeros((0, dim), np.float32), np.zeros(0, np.float32))
     tail_ids = catalog.ids.take(tail_rows)
 
     rows = np.concatenate([head_rows, tail_rows])
@@ -243,7 +290,8 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
             rows, catalog.pks, catalog.titles, catalog.categories, catalog.rows_by_category
         ),
     )
-    blocks = ((arrays["item_embeddings"], arrays["item_biases"]), tail)
+    factors = model.kind == FamilyKind.FACTORS
+    blocks = ((arrays["item_embeddings"], arrays["item_biases"]), tail) if factors else ()
     return ServingState(
         recommender=model.version.recommender,
         model=model,
@@ -252,7 +300,11 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
         popularity=np.concatenate(
             [np.asarray(arrays["popularity"], np.float32), np.zeros(len(tail_rows), np.float32)]
         ),
-        norms=np.concatenate([model.item_norms, scoring.row_norms([tail])]),
+        norms=(
+            np.concatenate([model.item_norms, scoring.row_norms([tail])])
+            if factors
+            else model.item_norms
+        ),
         catalog_stamp=catalog.stamp,
     )
 

@@ -96,3 +96,30 @@ def test_cosine_blocks_ranks_by_angle_not_length():
     assert scores[1] == pytest.approx(np.sqrt(0.5))
     assert scores[2] == INF  # a zero vector has no direction
     assert scores[3] == pytest.approx(0.0)
+
+
+def _similarity() -> scoring.Similarity:
+    # item 0 -> {1: 1.0, 2: 0.5}; item 1 -> {}; item 2 -> {0: 2.0, 3: 1.0}
+    return scoring.Similarity(
+        indptr=np.asarray([0, 2, 2, 4, 4], np.int64),
+        indices=np.asarray([1, 2, 0, 3], np.int32),
+        data=np.asarray([1.0, 0.5, 2.0, 1.0], np.float32),
+    )
+
+
+def test_history_scores_sum_the_history_rows_each_item_once():
+    scores = scoring.history_scores(
+        _similarity(), np.asarray([2, 0, 2, 1]), 4, recency_half_life=0.0
+    )
+    assert scores.tolist() == [2.0, 1.0, 0.5, 1.0]
+
+
+def test_history_scores_weight_by_recency_rank():
+    # history (latest first): 2 then 0; n = 2, half-life 0.5 -> weights 1 and 0.5 ** (1 / 1)
+    scores = scoring.history_scores(_similarity(), np.asarray([2, 0]), 4, recency_half_life=0.5)
+    assert scores.tolist() == [2.0, 0.5, 0.25, 1.0]
+
+
+def test_history_scores_of_an_empty_history_are_zero():
+    scores = scoring.history_scores(_similarity(), np.zeros(0, np.int64), 4, recency_half_life=0)
+    assert scores.tolist() == [0.0] * 4
