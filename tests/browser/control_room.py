@@ -1,11 +1,14 @@
 """A control room with something on every admin list: two recommenders with versions
 (one active), runs of every outcome, promotions, API keys, an experiment, online figures,
-catalogue, events, profiles and an erasure. Deterministic (fixed seed, fixed times), so
-screenshots of it change only when the pages do."""
+catalogue, events, profiles and an erasure. Deterministic (fixed seed, fixed times, except
+the online figures and the versions' creation, which pages read relative to now), so
+screenshots of it change little between runs."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+
+from django.utils import timezone
 
 from recommender.models import Recommender, Scope
 from recommender.online.experiments import TreatmentSpec, experiment_create
@@ -67,12 +70,10 @@ def control_room_create() -> dict[str, Recommender]:
     demo_data_generate(users=60, items=40, events=1500, seed=7, days=14, end=DATA_END)
     recommenders = {}
     for name, schedule in (("default", "30 2 * * *"), ("homepage-carousel", "0 */6 * * 1-5")):
-        recommender = RecommenderFactory(
-            name=name,
-            schedule_cron=schedule,
-            schedule_enabled=True,
-            description="Recommendations for the shop's front page and item pages.",
-        )
+        recommender = RecommenderFactory(name=name)  # "default" exists from a migration
+        recommender.schedule_cron = schedule
+        recommender.schedule_enabled = True
+        recommender.save()
         versions = [
             ModelVersionFactory(
                 recommender=recommender,
@@ -91,9 +92,12 @@ def control_room_create() -> dict[str, Recommender]:
         treatments=[TreatmentSpec(version=2, share=0.5)],
         reason="v2 scored higher offline; does it get more clicks?",
     )
+    # The index shows the CTR of the last days before the wall clock, so these hours are
+    # the only rows dated from it (same figures every time).
+    this_hour = timezone.now().replace(minute=0, second=0, microsecond=0)
     for hours_ago, (impressions, clicks) in enumerate([(1200, 48), (900, 30), (1500, 61)]):
         OnlineHourly.objects.create(
-            hour=DATA_END - timedelta(hours=hours_ago + 1),
+            hour=this_hour - timedelta(hours=hours_ago + 1),
             recommender=default,
             model_version=1,
             position=1,
