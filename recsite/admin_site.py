@@ -52,9 +52,11 @@ class RecsiteAdminSite(admin.AdminSite):
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
         """Django's index with the control room on top: each recommender's active
-        version, last run, next run and online CTR (``training.control_room``)."""
+        version, last run, next run and online CTR (``training.control_room``), for
+        staff who may view recommenders."""
+        allowed = request.user.has_perm("recommender.view_recommender")
         context = {
-            "control_room": control_room_get(now=timezone.now()),
+            "control_room": control_room_get(now=timezone.now()) if allowed else None,
             "ctr_days": CTR_DAYS,
             "stale_after_hours": settings.RECSITE_MODEL_STALE_AFTER_HOURS,
             **(extra_context or {}),

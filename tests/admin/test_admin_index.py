@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from recommender.services import model_version_promote
 from tests.factories import ModelVersionFactory, RecommenderFactory, TrainingRunFactory
+from tests.factories import staff_client as make_staff_client
 from training.models import RunStatus
 
 pytestmark = pytest.mark.django_db
@@ -42,3 +43,11 @@ def test_the_index_reads_a_bounded_number_of_queries(
     with django_assert_max_num_queries(8):
         response = admin_client.get(reverse("admin:index"))
     assert response.content.decode().count('id="control-room-') == 7  # with "default"
+
+
+def test_staff_who_may_not_view_recommenders_see_no_summary(artifact_dir):
+    shop("shop")
+    client = make_staff_client("clerk", "recommender.view_apikey")
+    body = client.get(reverse("admin:index")).content.decode()
+    assert 'id="recsite-dashboard-link"' in body
+    assert 'id="control-room-' not in body
