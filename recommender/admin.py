@@ -76,9 +76,6 @@ class ReasonForm(forms.Form):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    class Media:
-        css = {"all": ("recsite/admin.css",)}
-
     list_display = (
         "version_label",
         "recommender",
@@ -477,9 +474,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
 class PromotionEventAdmin(admin.ModelAdmin):
     """The audit trail, read-only."""
 
-    class Media:
-        css = {"all": ("recsite/admin.css",)}
-
     list_display = ("created_at", "recommender", "kind", "transition", "who", "reason")
     list_filter = ("recommender", "kind")
     list_select_related = ("recommender", "from_version", "to_version", "actor")
@@ -528,9 +522,6 @@ if admin.site.is_registered(APIKey):
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are created through ``api_key_create`` (the plain key is shown once, never
     stored) and revoked through ``api_key_revoke``; nothing else is editable."""
-
-    class Media:
-        css = {"all": ("recsite/admin.css",)}
 
     list_display = ("name", "prefix", "scope_list", "created", "revoked")
     list_filter = ("revoked",)

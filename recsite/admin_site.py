@@ -9,12 +9,16 @@ by URL, to look at beat's own state."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.db.models.base import ModelBase
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils import timezone
 
 from training.admin_dashboard import dashboard_view
+from training.control_room import CTR_DAYS, control_room_get
 
 # Apps whose admin screens are left out of the menu and open to superusers only.
 SUPERUSER_ONLY_APPS = frozenset({"django_celery_beat"})
@@ -45,6 +49,19 @@ class RecsiteAdminSite(admin.AdminSite):
     site_title = "recsite admin"
     index_title = "Recommenders, training runs and model versions"
     index_template = "admin/recsite/index.html"
+
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
+        """Django's index with the control room on top: each recommender's active
+        version, last run, next run and online CTR (``training.control_room``), for
+        staff who may view recommenders."""
+        allowed = request.user.has_perm("recommender.view_recommender")
+        context = {
+            "control_room": control_room_get(now=timezone.now()) if allowed else None,
+            "ctr_days": CTR_DAYS,
+            "stale_after_hours": settings.RECSITE_MODEL_STALE_AFTER_HOURS,
+            **(extra_context or {}),
+        }
+        return super().index(request, context)
 
     def get_urls(self) -> list[URLPattern]:
         return [

@@ -78,9 +78,6 @@ class ReasonForm(forms.Form):
 
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
-    class Media:
-        css = {"all": ("recsite/admin.css",)}
-
     list_display = ("name", "recommender", "status", "primary_metric", "started_at", "stopped_at")
     list_filter = ("recommender", "status")
     list_select_related = ("recommender",)

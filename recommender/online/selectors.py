@@ -174,3 +174,20 @@ def online_compare_column(figures: OnlineFigures | None) -> dict[str, object]:
         "conversion rate": figures.conversion_rate.value,
         "conversion rate, 95 % interval": interval(figures.conversion_rate),
     }
+
+
+def online_ctr_by_recommender(*, start: datetime, end: datetime) -> dict[int, Rate]:
+    """Each recommender's CTR over lists shown in ``[start, end)``, every version and arm
+    together, keyed by recommender id, in one query (recommenders with no impressions are
+    left out)."""
+    rows = (
+        OnlineHourly.objects.filter(hour__gte=start, hour__lt=end)
+        .values("recommender_id")
+        .annotate(impressions=Sum("impressions"), clicks=Sum("clicks"))
+        .order_by()
+    )
+    return {
+        row["recommender_id"]: rate_of(row["clicks"] or 0, row["impressions"] or 0)
+        for row in rows
+        if row["impressions"]
+    }

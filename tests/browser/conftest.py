@@ -19,7 +19,10 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
 ]
+# A laptop screen: every admin page must fit its width.
+LAPTOP = {"width": 1280, "height": 800}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+STAFF_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "staff"
 
 
 def _missing() -> str | None:
@@ -59,7 +62,7 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1600, "height": 900})
+    context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
     page.set_default_timeout(60_000)  # a started run trains inside the request (eager)
     yield page
@@ -68,12 +71,20 @@ def page(browser):
 
 @pytest.fixture
 def screenshot(page):
-    """``screenshot("03-run")`` saves the whole page under test-output/screenshots/."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    """``screenshot("03-run")`` saves the whole page under test-output/screenshots/.
 
-    def take(name: str) -> Path:
+    ``doc=True`` marks a screenshot docs/STAFF.md shows: with ``RECSITE_STAFF_SCREENSHOTS=1``
+    it is also written to docs/staff/ as what the screen shows (1,280 x 800, small PNGs),
+    so a normal test run never rewrites the docs."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for_docs = os.environ.get("RECSITE_STAFF_SCREENSHOTS") == "1"
+
+    def take(name: str, *, doc: bool = False) -> Path:
         path = SCREENSHOTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        if doc and for_docs:
+            STAFF_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(STAFF_SCREENSHOTS / f"{name}.png"), full_page=False)
         return path
 
     return take

@@ -65,14 +65,14 @@ def test_staff_journey(page, screenshot, live_server, shop):
     screenshot("01-login")
     page.click("input[type=submit]")
     page.wait_for_selector("#recsite-dashboard-link")
-    screenshot("02-admin-index")
+    screenshot("02-admin-index", doc=True)
 
     # The schedule: typed, previewed, saved, synced to beat.
     page.goto(f"{live_server.url}/admin/recommender/recommender/{shop.pk}/change/")
     page.fill("#id_schedule_cron", "15 4 * * *")
     page.check("#id_schedule_enabled")
     page.wait_for_selector("#recsite-cron-preview:has-text('04:15 UTC')")
-    screenshot("03-recommender-schedule-preview")
+    screenshot("03-recommender-schedule-preview", doc=True)
     page.click("input[name=_continue]")
     page.wait_for_selector(".messagelist .success")
     assert "04:15 UTC" in page.inner_text(".field-next_runs")
@@ -83,7 +83,7 @@ def test_staff_journey(page, screenshot, live_server, shop):
     start_run_and_wait(page, live_server, shop)
     assert page.locator("#recsite-metrics").is_visible()
     assert page.locator("#recsite-gates").is_visible()
-    screenshot("05-run-finished")
+    screenshot("05-run-finished", doc=True)
     # The second run with more components, so the comparison has something to show.
     Recommender.objects.filter(pk=shop.pk).update(
         hyperparameters={"lightfm": {"epochs": 3, "no_components": 16}}
@@ -91,14 +91,14 @@ def test_staff_journey(page, screenshot, live_server, shop):
     start_run_and_wait(page, live_server, shop)
     assert TrainingRun.objects.filter(status=RunStatus.SUCCEEDED).count() == 2
     page.goto(f"{live_server.url}/admin/training/trainingrun/")
-    screenshot("06-run-list")
+    screenshot("06-run-list", doc=True)
 
     # Compare v1 and v2.
     choose_action(page, live_server, "compare_versions", [1, 2])
     page.wait_for_selector(".recsite-compare")
     compared = page.inner_text("#content").lower()
     assert "default v1" in compared and "default v2" in compared and "(differs)" in compared
-    screenshot("07-compare")
+    screenshot("07-compare", doc=True)
 
     # Promote v1 from the list (nothing active yet), then v2 from its page, with reasons.
     choose_action(page, live_server, "promote_version", [1])
@@ -108,24 +108,24 @@ def test_staff_journey(page, screenshot, live_server, shop):
     page.wait_for_selector(".messagelist .success")
     v2 = ModelVersion.objects.get(recommender=shop, number=2)
     page.goto(f"{live_server.url}/admin/recommender/modelversion/{v2.pk}/change/")
-    screenshot("08-version-candidate")
+    screenshot("08-version-candidate", doc=True)
     page.click("#recsite-promote input[type=submit]")
     page.wait_for_selector("#recsite-confirm")
     assert "v1 → v2" in page.inner_text("#recsite-confirm h2")
-    screenshot("09-promote-confirmation")
+    screenshot("09-promote-confirmation", doc=True)
     page.fill("#id_reason", "v2 trained on more data")
     page.click("#recsite-confirm input[type=submit]")
     page.wait_for_selector("#recsite-audit")
     assert "v2 trained on more data" in page.inner_text("#recsite-audit")
     v2.refresh_from_db()
     assert v2.status == VersionStatus.ACTIVE
-    screenshot("10-version-promoted")
+    screenshot("10-version-promoted", doc=True)
 
     # Roll back to v1.
     page.click("#recsite-rollback input[type=submit]")
     page.wait_for_selector("#recsite-confirm")
     assert "v2 → v1" in page.inner_text("#recsite-confirm h2")
-    screenshot("11-rollback-confirmation")
+    screenshot("11-rollback-confirmation", doc=True)
     page.fill("#id_reason", "conversion dropped")
     page.click("#recsite-confirm input[type=submit]")
     page.wait_for_selector(".messagelist .success")
@@ -135,7 +135,7 @@ def test_staff_journey(page, screenshot, live_server, shop):
         1,
         "conversion dropped",
     )
-    screenshot("12-version-rolled-back")
+    screenshot("12-version-rolled-back", doc=True)
     page.goto(f"{live_server.url}/admin/recommender/modelversion/")
     screenshot("13-version-list")
 
@@ -145,7 +145,7 @@ def test_staff_journey(page, screenshot, live_server, shop):
     assert page.locator("svg.recsite-chart").count() >= 3
     assert "v1" in page.inner_text("#recommender-default")
     assert "04:15 UTC" in page.inner_text("#recommender-default")
-    screenshot("14-dashboard")
+    screenshot("14-dashboard", doc=True)
 
     # An API key for a client app, shown once.
     page.goto(f"{live_server.url}/admin/recommender/apikey/add/")
@@ -153,4 +153,4 @@ def test_staff_journey(page, screenshot, live_server, shop):
     page.check("input[value='recommendations:read']")
     page.click("#apikey_form input[type=submit]")
     page.wait_for_selector("#recsite-new-key")
-    screenshot("15-api-key-created")
+    screenshot("15-api-key-created", doc=True)
