@@ -223,6 +223,8 @@ def main() -> None:
         data_dir = ROOT / "var" / "bench" / f"cpu-{args.database}"
         data_dir.mkdir(parents=True, exist_ok=True)
         env = server_env(args, data_dir)
+        # manage.py counts ingest there too (PROMETHEUS_MULTIPROC_DIR is set)
+        (data_dir / "prometheus").mkdir(exist_ok=True)
         users_file = data_dir / "users.txt"
         key_file = data_dir / "api_key.txt"
         if args.prepare or not key_file.exists():
