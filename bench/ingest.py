@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ingest.py                 # defaults, updates docs/BENCHMARKS.md
     .venv/bin/python bench/ingest.py --repeat 3 --no-write
+    .venv/bin/python bench/ingest.py --ids both --skip-import   # with vs without ids, A/B
 
 What it does:
 
@@ -13,6 +14,9 @@ What it does:
 4. loads a catalog through ``POST /api/v1/items``, then, REPEAT times, posts BATCHES
    batches of 1,000 new events from CLIENTS client processes (``http.client``, request
    bodies serialised before the clock starts) and reports events/s: median, min, max;
+   with ``--ids with`` every event also names a ``recommendation_id`` (a UUIDv7, as
+   serving makes them) and a ``position``; ``--ids both`` alternates runs without and
+   with them on the same server (side by side, for the ratio on a noisy machine);
 5. times ``manage.py import_dataset ../shared/data/ml-100k --format movielens`` on a
    fresh database (skipped with a message when the dataset is absent);
 6. prints a table and writes the "Ingest" section of docs/BENCHMARKS.md.
@@ -53,10 +57,14 @@ from common import (
     write_section,
 )
 
+sys.path.insert(0, str(ROOT))
+from recommender.online.ids import uuid7_from_parts  # noqa: E402  (plain Python, no Django)
+
 SECTION_START = "<!-- bench/ingest.py: start -->"
 SECTION_END = "<!-- bench/ingest.py: end -->"
 TARGET_EVENTS_PER_SECOND = 20_000
 EVENT_TYPES = ("view", "click", "like", "purchase")
+IDS_CHOICES = ("without", "with", "both")
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,6 +86,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dataset", default="../shared/data/ml-100k", help="relative to repo")
     parser.add_argument("--import-repeat", type=int, default=3)
     parser.add_argument("--skip-import", action="store_true")
+    parser.add_argument(
+        "--ids",
+        choices=IDS_CHOICES,
+        default="without",
+        help="events with recommendation_id and position, without, or runs of both alternating",
+    )
     parser.add_argument("--no-write", action="store_true", help="leave BENCHMARKS.md alone")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
     return parser.parse_args()
@@ -230,7 +244,9 @@ def run_clients(jobs: list[ClientJob]) -> float:
     return max(seconds for _, seconds, _ in results)
 
 
-def event_bodies(args: argparse.Namespace, run: str, rng: random.Random) -> list[bytes]:
+def event_bodies(
+    args: argparse.Namespace, run: str, rng: random.Random, *, ids: bool = False
+) -> list[bytes]:
     now = datetime.now(UTC)
     bodies = []
     for batch in range(args.batches):
@@ -245,6 +261,10 @@ def event_bodies(args: argparse.Namespace, run: str, rng: random.Random) -> list
             }
             if rng.random() < 0.2:
                 event["weight"] = rng.randint(1, 5)
+            if ids:
+                made_ms = int(now.timestamp() * 1000) - rng.randrange(86_400_000)
+                event["recommendation_id"] = str(uuid7_from_parts(made_ms, rng.getrandbits(74)))
+                event["position"] = rng.randint(1, 20)
             events.append(event)
         bodies.append(json.dumps({"events": events}).encode())
     return bodies
@@ -285,9 +305,10 @@ def bench_api(args: argparse.Namespace, env: dict[str, str], log: Path) -> dict:
                 for part in split(warm, args.clients)
             ]
         )
-        rates = []
-        for run in range(args.repeat):
-            bodies = event_bodies(args, f"r{run}", rng)
+        variants = ["without", "with"] if args.ids == "both" else [args.ids]
+        rates: dict[str, list[float]] = {variant: [] for variant in variants}
+        for run, variant in ((r, v) for r in range(args.repeat) for v in variants):
+            bodies = event_bodies(args, f"r{run}{variant}", rng, ids=variant == "with")
             before = count_events(args)
             seconds = run_clients(
                 [
@@ -299,9 +320,10 @@ def bench_api(args: argparse.Namespace, env: dict[str, str], log: Path) -> dict:
             expected = args.batches * args.batch_size
             if stored != expected:
                 sys.exit(f"run {run + 1}: {stored} events stored, {expected} sent")
-            rates.append(expected / seconds)
+            rates[variant].append(expected / seconds)
             print(
-                f"  API run {run + 1}/{args.repeat}: {expected:,} events in {seconds:.2f} s"
+                f"  API run {run + 1}/{args.repeat} ({variant} ids): {expected:,} events in"
+                f" {seconds:.2f} s"
                 f" = {expected / seconds:,.0f} events/s",
                 flush=True,
             )
@@ -342,8 +364,8 @@ def summary(rates: list[float]) -> tuple[float, float, float]:
 
 
 def render(args, info, api, imported, command: str) -> str:
-    median, low, high = summary(api["rates"])
-    verdict = "meets" if median >= TARGET_EVENTS_PER_SECOND else "is BELOW"
+    medians = {variant: summary(rates)[0] for variant, rates in api["rates"].items()}
+    verdict = "meets" if min(medians.values()) >= TARGET_EVENTS_PER_SECOND else "is BELOW"
     lines = [
         SECTION_START,
         "## Ingest",
@@ -356,10 +378,15 @@ def render(args, info, api, imported, command: str) -> str:
         "",
         "| Path | Events | Runs | Median events/s | Min | Max |",
         "|---|---:|---:|---:|---:|---:|",
-        f"| `POST /api/v1/events` (batches of {args.batch_size:,}; gunicorn {args.workers}"
-        f" sync workers; {args.clients} client processes) | {api['events_per_run']:,} a run"
-        f" | {len(api['rates'])} | {median:,.0f} | {low:,.0f} | {high:,.0f} |",
     ]
+    for variant, rates in api["rates"].items():
+        median, low, high = summary(rates)
+        lines.append(
+            f"| `POST /api/v1/events` (batches of {args.batch_size:,}; gunicorn {args.workers}"
+            f" sync workers; {args.clients} client processes; {variant} `recommendation_id`"
+            f" and `position`) | {api['events_per_run']:,} a run | {len(rates)}"
+            f" | {median:,.0f} | {low:,.0f} | {high:,.0f} |"
+        )
     if isinstance(imported, dict):
         i_median, i_low, i_high = summary(imported["rates"])
         lines.append(
@@ -372,7 +399,13 @@ def render(args, info, api, imported, command: str) -> str:
     lines += [
         "",
         f"Target: {TARGET_EVENTS_PER_SECOND:,} events/s through the API; the median"
-        f" {verdict} it. Client, server and PostgreSQL share the same "
+        f" {verdict} it{' (each variant)' if len(medians) > 1 else ''}"
+        + (
+            f"; with ids / without, runs alternating: {medians['with'] / medians['without']:.2f}"
+            if len(medians) > 1
+            else ""
+        )
+        + f". Client, server and PostgreSQL share the same "
         f"{info['Cores']} cores, so the client's own work is part of the cost.",
         SECTION_END,
     ]

@@ -3,6 +3,7 @@
     .venv/bin/python bench/serving_cpu.py --prepare            # once: database + two versions
     .venv/bin/python bench/serving_cpu.py --pairs 4             # this checkout only
     .venv/bin/python bench/serving_cpu.py --pairs 4 --base HEAD~3   # vs another commit
+    .venv/bin/python bench/serving_cpu.py --vs-env RECSITE_SERVED_RECORDING=false  # vs a setting
 
 On a shared, noisy machine requests per second move by tens of percent from one run to
 the next; what a code change moves reliably is the CPU a request costs. For each run this
@@ -19,8 +20,10 @@ after a warm-up, and reports ``time.process_time`` per request: no server, no th
 no GIL hand-offs, so far less noise from a busy machine, but no concurrency either.
 
 With ``--base REV`` the commit REV is exported (``git archive``) into a scratch directory
-and the runs alternate base / this checkout, PAIRS times, on the same database. Prints a
-table; writes nothing (docs/BENCHMARKS.md quotes its figures by hand)."""
+and the runs alternate base / this checkout, PAIRS times, on the same database. With
+``--vs-env KEY=VALUE`` the runs alternate this checkout as it is / with that setting in
+its environment (e.g. recording served lists off). Prints a table; writes nothing
+(docs/BENCHMARKS.md quotes its figures by hand)."""
 
 from __future__ import annotations
 
@@ -57,6 +60,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--pairs", type=int, default=3, help="runs per code version")
     parser.add_argument("--base", help="a git revision to compare this checkout against")
+    parser.add_argument(
+        "--vs-env", metavar="KEY=VALUE", help="compare this checkout with a setting changed"
+    )
     parser.add_argument("--prepare", action="store_true", help="(re)create the database")
     parser.add_argument("--in-process", action="store_true", help="WSGI calls, no server")
     parser.add_argument("--requests", type=int, default=3000, help="per in-process run")
@@ -217,6 +223,8 @@ def main() -> None:
         data_dir = ROOT / "var" / "bench" / f"cpu-{args.database}"
         data_dir.mkdir(parents=True, exist_ok=True)
         env = server_env(args, data_dir)
+        # manage.py counts ingest there too (PROMETHEUS_MULTIPROC_DIR is set)
+        (data_dir / "prometheus").mkdir(exist_ok=True)
         users_file = data_dir / "users.txt"
         key_file = data_dir / "api_key.txt"
         if args.prepare or not key_file.exists():
@@ -231,16 +239,22 @@ def main() -> None:
         paths = [API_PATH.format(quote(user, safe="")) for user in users]
         script = wrk_load.lua_script(tmp / "recsite.lua", paths, headers)
         sources = {"this checkout": ROOT}
+        envs = {"this checkout": env}
         if args.base:
             base = export(args.base, tmp / "base")
             sources = {f"base {args.base}": base, "this checkout": ROOT}
+            envs[f"base {args.base}"] = env
+        if args.vs_env:
+            key, _, value = args.vs_env.partition("=")
+            sources[args.vs_env] = ROOT
+            envs[args.vs_env] = {**env, key: value}
         results: dict[str, list[dict[str, float]]] = {name: [] for name in sources}
         if args.in_process:
-            in_process(args, env, sources, key_file.read_text().strip(), users_file)
+            in_process(args, envs, sources, key_file.read_text().strip(), users_file)
             return
         for n in range(args.pairs):
             for name, source in sources.items():
-                run = one_run(args, env, wrk, script, source, tmp / f"gunicorn-{n}.log")
+                run = one_run(args, envs[name], wrk, script, source, tmp / f"gunicorn-{n}.log")
                 results[name].append(run)
                 print(
                     f"{name}: {run['rps']:,.0f} req/s, p99 {run['p99']:.1f} ms, worker CPU "
@@ -250,7 +264,7 @@ def main() -> None:
                 )
     print(
         "\n| code | worker CPU ms/request | PostgreSQL CPU ms/request | statements/request "
-        "| req/s |\n|---|---:|---:|---:|---:|"
+        "| req/s | p99 ms |\n|---|---:|---:|---:|---:|---:|"
     )
     for name, runs in results.items():
 
@@ -261,15 +275,17 @@ def main() -> None:
         median = statistics.median(r["worker_ms"] for r in runs)
         print(
             f"| {name} | {span('worker_ms')} (median {median:.2f}) | {span('pg_ms')} "
-            f"| {span('statements', 3)} | {span('rps', 0)} |"
+            f"| {span('statements', 3)} | {span('rps', 0)} | {span('p99', 1)} |"
         )
 
 
-def in_process(args, env, sources: dict[str, Path], key: str, users_file: Path) -> None:
+def in_process(
+    args, envs: dict[str, dict[str, str]], sources: dict[str, Path], key: str, users_file: Path
+) -> None:
     results: dict[str, list[float]] = {name: [] for name in sources}
     for _ in range(args.pairs):
         for name, source in sources.items():
-            run = in_process_run(args, env, source, key, users_file)
+            run = in_process_run(args, envs[name], source, key, users_file)
             results[name].append(run["cpu_ms"])
             print(
                 f"{name}: CPU {run['cpu_ms']:.3f} ms/request, wall {run['wall_ms']:.3f} ms, "

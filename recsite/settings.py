@@ -395,6 +395,9 @@ RECSITE_EXPORT_DIR = Path(env_str("RECSITE_EXPORT_DIR", str(DATA_DIR / "exports"
 # served lists (more are dropped and counted) and writes them every FLUSH seconds; an
 # event is attributed to a list shown at most WINDOW seconds before it; served lists are
 # deleted after RETENTION days.
+# Off: serving records nothing (responses still carry a recommendation_id); for measuring
+# what recording costs, or to stop it without a deploy.
+RECSITE_SERVED_RECORDING = env_bool("RECSITE_SERVED_RECORDING", True)
 RECSITE_SERVED_BUFFER_MAX = env_int("RECSITE_SERVED_BUFFER_MAX", 10_000)
 RECSITE_SERVED_FLUSH_SECONDS = env_float("RECSITE_SERVED_FLUSH_SECONDS", 1.0)
 RECSITE_SERVED_RETENTION_DAYS = env_int("RECSITE_SERVED_RETENTION_DAYS", 30)

@@ -31,6 +31,26 @@ class Series:
 
 
 @dataclass(frozen=True)
+class Band:
+    """An interval drawn as a shaded area behind the series at index ``series``."""
+
+    series: int
+    lows: Sequence[float | None]
+    highs: Sequence[float | None]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A moment marked by a vertical line: ``x`` in x positions (0 = the first label,
+    fractions between two; within half a position outside the ends: drawn at the end),
+    ``label`` written at its top, ``dashed`` for a second kind."""
+
+    x: float
+    label: str
+    dashed: bool = False
+
+
+@dataclass(frozen=True)
 class Bar:
     label: str
     value: float
@@ -137,6 +157,40 @@ def _y_axis(ticks: list[float], y_of, left: int, right: int, y_label: str) -> li
     return parts
 
 
+def _band(band: Band, x_of, y_of, colour: str) -> list[str]:
+    """One shaded polygon per run of positions where both bounds are known."""
+    runs: list[list[tuple[int, float, float]]] = [[]]
+    for i, (low, high) in enumerate(zip(band.lows, band.highs, strict=True)):
+        if low is None or high is None:
+            runs.append([])
+        else:
+            runs[-1].append((i, low, high))
+    parts = []
+    for run in runs:
+        if not run:
+            continue
+        upper = [f"{x_of(i):.1f},{y_of(high):.1f}" for i, _, high in run]
+        lower = [f"{x_of(i):.1f},{y_of(low):.1f}" for i, low, _ in reversed(run)]
+        if len(run) == 1:  # a single point: a short vertical bar
+            upper.append(upper[0])
+        parts.append(
+            f'<polygon class="band" points="{" ".join(upper + lower)}" fill="{colour}" '
+            f'fill-opacity="0.18" stroke="{colour}" stroke-opacity="0.4"/>'
+        )
+    return parts
+
+
+def _mark(mark: Mark, x: float, top: int, bottom: int) -> str:
+    dash = ' stroke-dasharray="5 3"' if mark.dashed else ""
+    label = escape(mark.label)
+    return (
+        f'<g class="mark"><title>{label}</title>'
+        f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{bottom}" stroke="#333" '
+        f'stroke-width="1.5"{dash}/>'
+        f'<text x="{x + 3:.1f}" y="{top + 6}" {_FONT} fill="#333">{label}</text></g>'
+    )
+
+
 def line_chart(
     *,
     title: str,
@@ -146,9 +200,15 @@ def line_chart(
     width: int = 640,
     height: int = 260,
     empty_message: str = "No data yet.",
+    band: Band | None = None,
+    marks: Sequence[Mark] = (),
 ) -> str:
-    """One line per series over shared x positions; ``None`` values leave a gap."""
+    """One line per series over shared x positions; ``None`` values leave a gap. A
+    ``band`` shades an interval around one series; ``marks`` are vertical lines at moments
+    between the positions (further than half a position outside the range: left out)."""
     values = [v for s in series for v in s.values if v is not None]
+    if band is not None:
+        values += [v for v in (*band.lows, *band.highs) if v is not None]
     if not x_labels or not values:
         return _empty(title, width, height, empty_message)
     left, right, top, bottom = 56, width - 12, 48, height - 34
@@ -160,11 +220,16 @@ def line_chart(
 
     n = len(x_labels)
 
-    def x_of(i: int) -> float:
+    def x_of(i: float) -> float:
         return left + 12 + (i * (right - left - 24) / (n - 1) if n > 1 else (right - left - 24) / 2)
 
     parts = [_open(title, width, height)]
     parts += _y_axis(ticks, y_of, left, right, y_label)
+    if band is not None:
+        parts += _band(band, x_of, y_of, COLOURS[band.series % len(COLOURS)])
+    for mark in marks:
+        if -0.5 <= mark.x <= n - 0.5:
+            parts.append(_mark(mark, x_of(min(max(mark.x, 0.0), n - 1.0)), top, bottom))
     every = max(1, math.ceil(n / 12))
     for i, label in enumerate(x_labels):
         if i % every == 0 or i == n - 1:

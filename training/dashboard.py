@@ -1,11 +1,13 @@
 """What the admin dashboard shows, read in a bounded number of queries per recommender:
 the active version and its age, the live and last runs, charts of the key metric over
-versions and of run durations, events ingested per day, the next scheduled runs, and what
-the serving processes have loaded."""
+versions, of run durations and of the online metrics per day (with the promotions and
+rollbacks marked), events ingested per day, the next scheduled runs, and what the serving
+processes have loaded."""
 
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +17,14 @@ from django.conf import settings
 from prometheus_client import CollectorRegistry, multiprocess
 
 from recommender.comparison import metric_name
-from recommender.models import ModelVersion, Recommender, VersionStatus
+from recommender.models import (
+    ModelVersion,
+    PromotionEvent,
+    PromotionKind,
+    Recommender,
+    VersionStatus,
+)
+from recommender.online.selectors import DailyTotals, days_start, online_daily_totals
 from recommender.selectors import events_ingested_per_day
 from recommender.serving.metrics import MODEL_LAST_LOAD_FAILED_NAME, MODEL_VERSION_NAME
 from recommender.serving.registry import registry
@@ -27,6 +36,7 @@ RECENT_RUNS = 8
 CHART_VERSIONS = 20
 CHART_RUNS = 20
 EVENT_DAYS = 14
+ONLINE_DAYS = 14
 
 
 @dataclass
@@ -39,6 +49,8 @@ class RecommenderPanel:
     next_runs: list[datetime]
     metric_chart: str
     duration_chart: str
+    impressions_chart: str = ""
+    rates_chart: str = ""
 
 
 @dataclass
@@ -117,6 +129,70 @@ def _duration_chart(recommender: Recommender, runs: list[TrainingRun]) -> str:
     )
 
 
+def promotions_since(
+    recommender_ids: list[int], *, since: datetime
+) -> dict[int, list[PromotionEvent]]:
+    """Each recommender's promotions and rollbacks since ``since``, oldest first (one query)."""
+    found: dict[int, list[PromotionEvent]] = defaultdict(list)
+    rows = (
+        PromotionEvent.objects.filter(recommender_id__in=recommender_ids, created_at__gte=since)
+        .select_related("to_version")
+        .order_by("created_at", "id")
+    )
+    for event in rows:
+        found[event.recommender_id].append(event)
+    return found
+
+
+def promotion_marks(events: list[PromotionEvent], *, first_day: datetime) -> list[charts.Mark]:
+    """Promotions and rollbacks as chart marks on a daily axis whose position ``i`` is the
+    middle of day ``i`` after ``first_day`` (so a moment at midnight sits half-way)."""
+    marks = []
+    for event in events:
+        x = (event.created_at - first_day) / timedelta(days=1) - 0.5
+        if event.kind == PromotionKind.ROLLBACK:
+            marks.append(charts.Mark(x, f"rollback to v{event.to_version.number}", dashed=True))
+        else:
+            marks.append(charts.Mark(x, f"{event.kind} v{event.to_version.number}"))
+    return marks
+
+
+def _online_charts(
+    recommender: Recommender, days: list[DailyTotals], marks: list[charts.Mark]
+) -> tuple[str, str]:
+    """Impressions per day, and CTR (with its 95 % Wilson band) and conversion rate."""
+    # Nothing served at all: the charts say so instead of drawing zeros.
+    labels = [d.day.strftime("%m-%d") for d in days] if any(d.lists for d in days) else []
+    empty = "Nothing served and attributed in this period."
+    impressions = charts.line_chart(
+        title=f"{recommender.name}: impressions per day (UTC, last {len(days)} days)",
+        x_labels=labels,
+        series=[
+            charts.Series("impressions", [d.impressions for d in days]),
+            charts.Series("lists", [d.lists for d in days]),
+        ],
+        marks=marks,
+        empty_message=empty,
+    )
+    rates = charts.line_chart(
+        title=f"{recommender.name}: CTR (95 % interval shaded) and conversion rate per day",
+        x_labels=labels,
+        series=[
+            charts.Series("CTR", [d.ctr.value for d in days]),
+            charts.Series("conversion rate", [d.conversion_rate.value for d in days]),
+        ],
+        band=charts.Band(
+            series=0,
+            lows=[d.ctr.low if d.impressions else None for d in days],
+            highs=[d.ctr.high if d.impressions else None for d in days],
+        ),
+        marks=marks,
+        y_label="per impression",
+        empty_message=empty,
+    )
+    return impressions, rates
+
+
 def serving_processes_get() -> tuple[list[ServingProcess], str]:
     """What each serving process has loaded, and where that was read.
 
@@ -163,8 +239,13 @@ def dashboard_get(*, now: datetime) -> Dashboard:
     actives = {
         v.recommender_id: v for v in ModelVersion.objects.filter(status=VersionStatus.ACTIVE)
     }
+    recommenders = list(Recommender.objects.order_by("name"))
+    ids = [r.pk for r in recommenders]
+    online = online_daily_totals(recommender_ids=ids, days=ONLINE_DAYS, now=now)
+    first_day = days_start(days=ONLINE_DAYS, now=now)
+    promotions = promotions_since(ids, since=first_day)
     panels = []
-    for recommender in Recommender.objects.order_by("name"):
+    for recommender in recommenders:
         runs = list(
             TrainingRun.objects.filter(recommender=recommender)
             .select_related("triggered_by", "version")
@@ -185,6 +266,11 @@ def dashboard_get(*, now: datetime) -> Dashboard:
             .order_by("-version__number")[:CHART_VERSIONS]
         )
         active = actives.get(recommender.pk)
+        impressions_chart, rates_chart = _online_charts(
+            recommender,
+            online[recommender.pk],
+            promotion_marks(promotions.get(recommender.pk, []), first_day=first_day),
+        )
         panels.append(
             RecommenderPanel(
                 recommender=recommender,
@@ -195,6 +281,8 @@ def dashboard_get(*, now: datetime) -> Dashboard:
                 next_runs=schedule_next_runs(recommender, now=now),
                 metric_chart=_metric_chart(recommender, versioned[::-1]),
                 duration_chart=_duration_chart(recommender, finished[::-1]),
+                impressions_chart=impressions_chart,
+                rates_chart=rates_chart,
             )
         )
     per_day = events_ingested_per_day(days=EVENT_DAYS, now=now)

@@ -143,11 +143,14 @@ def served_list_record(
     arm: str = "",
     created_at: datetime | None = None,
 ) -> bool:
-    """Buffer one served list for writing; False when it was dropped (counted). Never
-    raises and never touches the database: safe on the request path.
+    """Buffer one served list for writing; False when it was dropped (counted) or
+    recording is off (``RECSITE_SERVED_RECORDING``, not counted). Never raises and never
+    touches the database: safe on the request path.
 
     ``sources``: what ranked each item (one per item, or one for all), e.g. ``"model"``,
     ``"popularity"``. ``user_id`` is empty for similar items."""
+    if not settings.RECSITE_SERVED_RECORDING:
+        return False
     try:
         items = tuple(item_ids)
         per_item = (sources,) * len(items) if isinstance(sources, str) else tuple(sources)
@@ -183,8 +186,10 @@ def served_list_record(
 
 def recording_start() -> None:
     """Start this process's flusher thread (a serving process calls it once, after its
-    fork); without it nothing is written until ``flush()``."""
-    buffer.start(settings.RECSITE_SERVED_FLUSH_SECONDS)
+    fork); without it nothing is written until ``flush()``. Nothing to start when
+    recording is off."""
+    if settings.RECSITE_SERVED_RECORDING:
+        buffer.start(settings.RECSITE_SERVED_FLUSH_SECONDS)
 
 
 def recording_reset() -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from django.db.models import Sum
-from django.db.models.functions import TruncDay
+from django.db.models.functions import TruncDate, TruncDay
 
 from recommender.models import Recommender
 from recommender.online.models import OnlineHourly
@@ -191,3 +191,56 @@ def online_ctr_by_recommender(*, start: datetime, end: datetime) -> dict[int, Ra
         for row in rows
         if row["impressions"]
     }
+
+
+@dataclass(frozen=True)
+class DailyTotals:
+    """One recommender's figures for one UTC day, every version and arm together."""
+
+    day: date
+    lists: int = 0
+    impressions: int = 0
+    clicks: int = 0
+    conversions: int = 0
+
+    @property
+    def ctr(self) -> Rate:
+        return rate_of(self.clicks, self.impressions)
+
+    @property
+    def conversion_rate(self) -> Rate:
+        return rate_of(self.conversions, self.impressions)
+
+
+def days_start(*, days: int, now: datetime) -> datetime:
+    """Midnight UTC starting the last ``days`` days, today included."""
+    first_day = (now.astimezone(UTC) - timedelta(days=days - 1)).date()
+    return datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
+
+
+def online_daily_totals(
+    *, recommender_ids: Iterable[int], days: int, now: datetime
+) -> dict[int, list[DailyTotals]]:
+    """Per recommender, each of the last ``days`` UTC days (today included), oldest first
+    and zero-filled, in one query for all recommenders (the dashboard's charts)."""
+    ids = list(recommender_ids)
+    since = days_start(days=days, now=now)
+    first_day = since.date()
+    rows = (
+        OnlineHourly.objects.filter(recommender_id__in=ids, hour__gte=since)
+        .annotate(day=TruncDate("hour", tzinfo=UTC))
+        .values("recommender_id", "day")
+        .annotate(**_SUMS)
+    )
+    found = {
+        (row["recommender_id"], row["day"]): DailyTotals(
+            day=row["day"],
+            lists=row["lists"] or 0,
+            impressions=row["impressions"] or 0,
+            clicks=row["clicks"] or 0,
+            conversions=row["conversions"] or 0,
+        )
+        for row in rows
+    }
+    all_days = [first_day + timedelta(days=offset) for offset in range(days)]
+    return {pk: [found.get((pk, day), DailyTotals(day=day)) for day in all_days] for pk in ids}

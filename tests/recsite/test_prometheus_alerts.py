@@ -84,3 +84,11 @@ def test_the_alerts_asked_for_are_there():
         "RecsiteIngestRefusalsHigh",
         "RecsiteServedListsDropped",
     } <= names
+
+
+def test_the_served_lists_dropped_rule_groups_by_the_counters_label():
+    (rule,) = [r for r in rules() if r["alert"] == "RecsiteServedListsDropped"]
+    assert "placeholder" not in rule["labels"]
+    # recsite_served_lists_dropped_total has one label, reason (docs/OPERATIONS.md).
+    assert "by (reason)" in rule["expr"]
+    assert "$labels.reason" in rule["annotations"]["summary"]

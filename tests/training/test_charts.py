@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from training import charts
 from training.charts import Bar, Series, bar_chart, line_chart, nice_ticks, stacked_bar
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -60,3 +61,34 @@ def test_empty_charts_say_so():
 def test_nice_ticks_cover_the_range_with_round_steps():
     assert nice_ticks(0, 0.37) == [0, 0.1, 0.2, 0.3, 0.4]
     assert nice_ticks(0, 0) == [0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_a_band_is_shaded_behind_its_series_and_counts_in_the_scale():
+    svg = charts.line_chart(
+        title="CTR",
+        x_labels=["a", "b", "c"],
+        series=[charts.Series("CTR", [0.1, None, 0.2])],
+        band=charts.Band(series=0, lows=[0.05, None, 0.15], highs=[0.5, None, 0.25]),
+    )
+    # Two runs of known bounds (the gap splits them): two polygons.
+    assert svg.count('class="band"') == 2
+    assert ">0.6<" in svg  # the scale reaches the highest bound (0.5), not only 0.2
+    parse(svg)
+
+
+def test_marks_are_drawn_inside_the_range_and_left_out_beyond_it():
+    svg = charts.line_chart(
+        title="Impressions",
+        x_labels=["a", "b", "c"],
+        series=[charts.Series("impressions", [1, 2, 3])],
+        marks=[
+            charts.Mark(0.5, "promote v2"),
+            charts.Mark(2.4, "rollback to v1 <now>", dashed=True),
+            charts.Mark(-3, "long ago"),
+        ],
+    )
+    assert svg.count('class="mark"') == 2
+    assert "promote v2" in svg and "rollback to v1 &lt;now&gt;" in svg
+    assert "long ago" not in svg
+    assert 'stroke-dasharray="5 3"' in svg
+    parse(svg)

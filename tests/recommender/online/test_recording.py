@@ -150,3 +150,15 @@ def test_the_flusher_thread_writes_the_buffer_off_the_callers_thread(postgres):
         flusher.stop()
     assert set(ServedList.objects.values_list("pk", flat=True)) == ids
     connection.close()
+
+
+@pytest.mark.django_db
+def test_with_recording_off_nothing_is_buffered_written_or_counted_as_dropped(settings):
+    RecommenderFactory(name="default")
+    settings.RECSITE_SERVED_RECORDING = False
+    before = {reason: dropped(reason) for reason in ("buffer_full", "invalid")}
+    assert record() is False
+    assert len(recording.buffer) == 0
+    assert recording.flush() == 0
+    assert ServedList.objects.count() == 0
+    assert {reason: dropped(reason) for reason in before} == before
