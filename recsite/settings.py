@@ -29,6 +29,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 DATA_DIR = Path(env_str("RECSITE_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+# prometheus_client (multiprocess mode) opens a file there as soon as a metric without
+# labels is defined, at import: a command run with the web hosts' environment (migrate,
+# retrain, a Celery worker) must find the directory gunicorn otherwise creates.
+if env_str("PROMETHEUS_MULTIPROC_DIR", ""):
+    Path(env_str("PROMETHEUS_MULTIPROC_DIR", "")).mkdir(parents=True, exist_ok=True)
 
 # --- Core --------------------------------------------------------------------------
 

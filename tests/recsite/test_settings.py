@@ -57,6 +57,26 @@ def test_migrate_runs_on_a_fresh_embedded_default(tmp_path):
     assert (tmp_path / "db.sqlite3").stat().st_size > 0
 
 
+def test_a_command_with_the_web_hosts_metrics_directory_set_finds_it(tmp_path):
+    """The web hosts' environment names a PROMETHEUS_MULTIPROC_DIR gunicorn creates; a
+    management command run with it (no gunicorn) must not fail on a missing directory."""
+    metrics_dir = tmp_path / "not-yet" / "prometheus"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "RECSITE_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": "",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert metrics_dir.is_dir()
+
+
 def test_urls_select_postgres_and_redis(tmp_path):
     result = run_python(
         "from django.conf import settings as s;"

@@ -38,10 +38,15 @@ class Replicated:
     env: dict[str, str]
 
     def manage(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(
+        done = subprocess.run(
             [sys.executable, "manage.py", *argv],
-            cwd=ROOT, env=self.env, check=check, capture_output=True, text=True, timeout=600,
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
+        if check and done.returncode != 0:
+            pytest.fail(
+                f"manage.py {' '.join(argv)} exited {done.returncode}:\n{done.stderr[-3000:]}"
+            )
+        return done
 
     def query(self, cluster: PrivatePostgres, sql: str) -> list[tuple[Any, ...]]:
         connection = psycopg2.connect(cluster.url("recsite"))
