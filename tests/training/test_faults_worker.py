@@ -288,7 +288,9 @@ def test_a_run_outliving_the_visibility_timeout_is_redelivered_but_trains_once(
     to the second worker while the first still trains it; the claim refuses it."""
     workers = [start_worker(DJANGO_SETTINGS_MODULE=SHORT_VISIBILITY) for _ in range(2)]
     client = make_api_client(Scope.TRAINING_WRITE)
-    run_id = post_run(client, overrides={"epochs": 200})
+    # Long enough (the schema's maximum) for the redelivery to come while it trains, on
+    # a loaded machine too: 200 epochs finished first once under a parallel suite.
+    run_id = post_run(client, overrides={"epochs": 1000})
 
     duplicate = wait_run(run_id, lambda r: "ignored" in r.log, workers, timeout=60)
     assert duplicate.status == RunStatus.RUNNING  # the redelivery came while it trained
