@@ -33,7 +33,7 @@ from recommender import admin_data  # noqa: F401  (registers the data and erasur
 from recommender.admin_pages import render_admin_page
 from recommender.comparison import compare_rows, metric_value
 from recommender.exceptions import RecsiteError
-from recommender.exports.admin import export_recommendations
+from recommender.exports.admin import EXPORT_PERMISSION, export_recommendations
 from recommender.models import (
     ApiKey,
     ModelVersion,
@@ -107,6 +107,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_promote_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(PROMOTE_PERMISSION)
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(EXPORT_PERMISSION)
 
     def has_rollback_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(ROLLBACK_PERMISSION)

@@ -20,13 +20,14 @@ from recommender.exports.services import export_job_create
 EXPORT_PERMISSION = "recommender.add_exportjob"
 
 
-@admin.action(description="Export recommendations (every user's top 50, JSON lines)")
+@admin.action(
+    description="Export recommendations (every user's top 50, JSON lines)",
+    permissions=["export"],  # the ModelAdmin's has_export_permission: EXPORT_PERMISSION
+)
 def export_recommendations(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
 ) -> HttpResponse | None:
     """For ``ModelVersionAdmin.actions``: queue an export of the one selected version."""
-    if not request.user.has_perm(EXPORT_PERMISSION):
-        raise PermissionDenied
     if queryset.count() != 1:
         modeladmin.message_user(request, "Select exactly one version to export.", messages.WARNING)
         return None

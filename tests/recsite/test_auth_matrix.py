@@ -23,6 +23,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
+from recommender.exports.models import ExportJob
 from recommender.models import (
     ApiKey,
     DataErasure,
@@ -254,6 +255,7 @@ ADD_KEY = "recommender.add_apikey"
 DELETE_EVENT = "recommender.delete_event"
 DELETE_ITEM = "recommender.delete_item"
 MANAGE_EXPERIMENT = "recommender.manage_experiment"
+EXPORT = "recommender.add_exportjob"
 VIEW_PERMISSIONS = (
     "recommender.view_event",
     "recommender.view_item",
@@ -384,12 +386,21 @@ ADMIN_VIEWS = {
 # Custom admin URLs that only read (any staff member with the model's view permission).
 ADMIN_READ_VIEWS = {
     "dashboard",
+    "recommender_exportjob_download",  # a GET needing the export job's view permission
     "recommender_modelversion_compare",
     "recommender_recommender_cron_preview",
     "training_trainingrun_progress",
 }
 # Admin actions (changelist POSTs) guarded by a permission.
 ADMIN_ACTIONS = {
+    "export_recommendations": AdminCase(
+        EXPORT,
+        lambda w: (
+            _changelist(ModelVersion),
+            {"action": "export_recommendations", "_selected_action": [w.v3.pk], "index": 0},
+        ),
+        lambda w: ExportJob.objects.count(),
+    ),
     "promote_version": AdminCase(
         PROMOTE,
         lambda w: (

@@ -55,6 +55,8 @@ def nested(depth: int) -> str:
 
 
 # (id, url, body, status, error code)
+# Run overrides are checked by the family's hyper-parameter schema (errors on each name).
+BAD_OPTIONS = "invalid_training_options"
 WRITE_CASES = [
     ("events-body-over-limit", EVENTS, oversized(EVENTS), 413, "body_too_large"),
     ("items-body-over-limit", ITEMS, oversized(ITEMS), 413, "body_too_large"),
@@ -107,8 +109,14 @@ WRITE_CASES = [
     ("items-title-number", ITEMS, items({"item_id": "a", "title": 5}), 400, "invalid_items"),
     ("runs-dry-run-not-bool", RUNS, '{"dry_run": "maybe"}', 400, "invalid"),
     ("runs-overrides-list", RUNS, '{"overrides": [1]}', 400, "invalid"),
-    ("runs-epochs-huge", RUNS, '{"overrides": {"epochs": 1e30}}', 400, "invalid"),
-    ("runs-learning-rate-nan", RUNS, '{"overrides": {"learning_rate": NaN}}', 400, "invalid"),
+    ("runs-epochs-huge", RUNS, '{"overrides": {"epochs": 1e30}}', 400, "invalid_training_options"),
+    (
+        "runs-learning-rate-nan",
+        RUNS,
+        '{"overrides": {"learning_rate": NaN}}',
+        400,
+        "invalid_training_options",
+    ),
     ("runs-recommender-list", RUNS, '{"recommender": ["default"]}', 400, "invalid"),
     # Unicode and very long ids
     ("events-id-256-chars", EVENTS, events(event(event_id="é" * 256)), 400, "invalid_events"),
