@@ -288,9 +288,11 @@ def test_a_run_outliving_the_visibility_timeout_is_redelivered_but_trains_once(
     to the second worker while the first still trains it; the claim refuses it."""
     workers = [start_worker(DJANGO_SETTINGS_MODULE=SHORT_VISIBILITY) for _ in range(2)]
     client = make_api_client(Scope.TRAINING_WRITE)
-    # Long enough (the schema's maximum) for the redelivery to come while it trains, on
-    # a loaded machine too: 200 epochs finished first once under a parallel suite.
-    run_id = post_run(client, overrides={"epochs": 1000})
+    # Long enough for the redelivery to come while it trains, on a loaded machine too
+    # (200 epochs of 16 components finished first once under a parallel suite): wider
+    # factors make each epoch slower without more progress lines (1,000 epochs overflowed
+    # the run log's 64 KB, dropping the "claimed by" line this test counts).
+    run_id = post_run(client, overrides={"epochs": 200, "no_components": 128})
 
     duplicate = wait_run(run_id, lambda r: "ignored" in r.log, workers, timeout=60)
     assert duplicate.status == RunStatus.RUNNING  # the redelivery came while it trained
