@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from tests.private_servers import PrivatePostgres, private_postgres
-from tests.processes import ROOT, Server
+from tests.processes import ROOT, Server, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -133,14 +133,6 @@ def stored_events(database_url: str) -> tuple[int, int]:
             return cursor.fetchone()
     finally:
         connection.close()
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_a_postgres_restart_during_ingestion_loses_and_duplicates_nothing(cluster, start_server):

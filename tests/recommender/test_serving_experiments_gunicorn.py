@@ -4,8 +4,6 @@ and the lists the workers served reach the database through their flushers."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
@@ -13,6 +11,7 @@ from recommender.models import Recommender, Scope
 from recommender.online.assignment import arm_for
 from recommender.online.experiments import TreatmentSpec, experiment_create
 from recommender.online.models import ServedList
+from tests.processes import wait_until
 from tests.recommender.serving_helpers import create_catalog, create_version, default_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -68,19 +67,17 @@ def test_every_worker_serves_each_user_one_arm_across_a_promotion(
     check(answers(server, key))
 
     create_version(default_spec(seed=3))  # v3, unrelated to the experiment, is promoted
-    deadline = time.monotonic() + 20
-    while True:  # until both workers have swapped v3 in as the active version
+
+    def both_workers_on_v3() -> bool:
         text = requests.get(f"{server.url}/metrics", timeout=5).text
         loaded = [line for line in text.splitlines() if line.startswith("recsite_model_loaded")]
-        if sum(line.rstrip().endswith(" 3.0") for line in loaded) >= 2:
-            break
-        assert time.monotonic() < deadline, f"v3 was not loaded by both workers:\n{loaded}"
-        time.sleep(0.2)
+        return sum(line.rstrip().endswith(" 3.0") for line in loaded) >= 2
+
+    wait_until(both_workers_on_v3, 20, "both workers to swap v3 in")
     check(answers(server, key))
 
     expected = 2 * len(USERS) * ASKS_PER_USER
-    deadline = time.monotonic() + 20
-    while ServedList.objects.count() < expected:  # the workers' flushers write them
-        assert time.monotonic() < deadline, f"{ServedList.objects.count()} of {expected} lists"
-        time.sleep(0.2)
+    wait_until(  # the workers' flushers write them
+        lambda: ServedList.objects.count() >= expected, 20, f"{expected} served lists"
+    )
     assert set(ServedList.objects.values_list("arm", flat=True)) == {"control", "treatment-1"}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +23,7 @@ import psycopg2
 import pytest
 
 from tests.private_servers import PrivatePostgres, private_postgres
-from tests.processes import ROOT
+from tests.processes import ROOT, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,15 +60,12 @@ class Replicated:
     def caught_up(self) -> None:
         """Wait until the standby has replayed everything the primary has written."""
         (target,) = self.query(self.primary, "SELECT pg_current_wal_lsn()")[0]
-        deadline = time.monotonic() + CATCH_UP_SECONDS
-        while time.monotonic() < deadline:
-            (behind,) = self.query(
-                self.standby, f"SELECT pg_wal_lsn_diff('{target}', pg_last_wal_replay_lsn())"
-            )[0]
-            if behind <= 0:
-                return
-            time.sleep(0.1)
-        pytest.fail(f"the standby did not replay up to {target} in {CATCH_UP_SECONDS:.0f} s")
+        lag = f"SELECT pg_wal_lsn_diff('{target}', pg_last_wal_replay_lsn())"
+        wait_until(
+            lambda: self.query(self.standby, lag)[0][0] <= 0,
+            CATCH_UP_SECONDS,
+            f"the standby to replay up to {target}",
+        )
 
     def events(self, cluster: PrivatePostgres) -> int:
         return self.query(cluster, "SELECT count(*) FROM recommender_event")[0][0]
