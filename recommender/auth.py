@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache as memoize
 
-import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
@@ -32,6 +31,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from recommender.models import ApiKey
+from recommender.redis_client import redis_client
 
 KEYWORD = "Api-Key"
 logger = logging.getLogger(__name__)
@@ -200,10 +200,8 @@ return {count, left}
 
 @memoize
 def _redis_take():
-    """The throttle's Redis script, bound to a client of ``REDIS_URL`` (one per process;
-    redis-py's pool re-opens its connections after a fork)."""
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-    return client.register_script(_TAKE_SCRIPT)
+    """The throttle's Redis script, bound to the process's client (``redis_client``)."""
+    return redis_client().register_script(_TAKE_SCRIPT)
 
 
 @dataclass

@@ -391,6 +391,10 @@ RECSITE_SERVING_CHECK_SECONDS = env_float("RECSITE_SERVING_CHECK_SECONDS", 0.5)
 RECSITE_SERVING_POLL_SECONDS = env_float("RECSITE_SERVING_POLL_SECONDS", 2.0)
 RECSITE_SERVING_WATCH = env_bool("RECSITE_SERVING_WATCH", True)
 RECSITE_SEEN_EVENTS_MAX = env_int("RECSITE_SEEN_EVENTS_MAX", 500)
+# Each serving process caches users' recent items, checked per request against a token in
+# Redis that event writes replace (recommender/serving/seen.py); 0 turns the cache off.
+RECSITE_SEEN_CACHE_USERS = env_int("RECSITE_SEEN_CACHE_USERS", 10000)
+RECSITE_SEEN_CACHE_SECONDS = env_float("RECSITE_SEEN_CACHE_SECONDS", 300.0)
 RECSITE_RECOMMENDATIONS_MAX_OFFSET = env_int("RECSITE_RECOMMENDATIONS_MAX_OFFSET", 1000)
 # Batch exports started from the admin write their files here (shared between hosts for
 # the download link to find a file another host's worker wrote).

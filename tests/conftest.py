@@ -61,6 +61,16 @@ def served_lists_reset():
 
 
 @pytest.fixture(autouse=True)
+def seen_cache_reset():
+    """No test serves a user's recent items cached by another test's requests."""
+    from recommender.serving.seen import seen_cache_reset as reset
+
+    reset()
+    yield
+    reset()
+
+
+@pytest.fixture(autouse=True)
 def api_key_cache_reset():
     """No test authenticates with a key another test validated (and then deleted)."""
     from recommender.auth import key_cache

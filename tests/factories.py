@@ -23,6 +23,7 @@ from recommender.models import (
     UserProfile,
     VersionStatus,
 )
+from recommender.seen_tokens import events_written
 from training.models import RunStatus, TrainingRun, Trigger
 
 
@@ -52,6 +53,14 @@ class EventFactory(factory.django.DjangoModelFactory):
     item = factory.SubFactory(ItemFactory)
     event_type = "view"
     timestamp = factory.LazyFunction(lambda: datetime(2024, 1, 1, tzinfo=UTC))
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """Stored as every writer of events does: replacing the user's seen token, so a
+        serving cache does not keep the user's recent items from before."""
+        event = super()._create(model_class, *args, **kwargs)
+        events_written([event.user_external_id])
+        return event
 
 
 class RecommenderFactory(factory.django.DjangoModelFactory):

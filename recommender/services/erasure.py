@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 
 from recommender.models import DataErasure, ErasureKind, Event, Item, Recommender, UserProfile
 from recommender.online.models import ExperimentUserStat, ServedList
+from recommender.seen_tokens import events_written
 from recommender.serving.signal import active_version_changed
 
 # How many ids of the selection an audit row lists (the counts are always complete).
@@ -61,6 +62,7 @@ def user_erase(
     profiles, _ = UserProfile.objects.filter(external_id=user_id).delete()
     served_lists, _ = ServedList.objects.filter(user_external_id=user_id).delete()
     stats, _ = ExperimentUserStat.objects.filter(user_external_id=user_id).delete()
+    events_written([user_id])
     return _audit(
         kind=ErasureKind.USER,
         subject=user_id,

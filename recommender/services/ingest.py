@@ -26,6 +26,7 @@ from recommender.ingest import (
 from recommender.metrics import ingest_count
 from recommender.models import OPERATOR_CLIENT, Event, Item, UserProfile
 from recommender.pgcopy import COPY_NULL, copy_text
+from recommender.seen_tokens import events_written
 
 # Rows per INSERT statement: a full API batch in one statement; 10 parameters a row stay
 # below both SQLite's 32,766 and PostgreSQL's 65,535 parameter limits.
@@ -93,6 +94,8 @@ def event_batch_ingest(
         bad = errors.indexes()
         valid = [event for index, event in enumerate(parsed) if event and index not in bad]
         created = _insert_events(valid, item_pks, client) if valid else 0
+    if created:
+        events_written(event.user_id for event in valid)
     ingest_count(
         client=client,
         accepted=created,

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 
 from recommender.exceptions import NoModel
 from recommender.online.ids import recommendation_id_new
 from recommender.online.models import ServedListKind
 from recommender.online.recording import served_list_record
-from recommender.selectors import recommender_get, user_recent_item_pks
+from recommender.selectors import recommender_get
 from recommender.serving.experiments import ServedArm, ServedExperiment
 from recommender.serving.registry import registry
+from recommender.serving.seen import recent_item_pks
 from recommender.serving.state import Ranking, ServingState
 
 
@@ -82,7 +82,8 @@ def recommendations_get(
     exclude: list[str],
     category: str | None,
 ) -> RecommendationPage:
-    """A page of recommendations with one query: the user's recent events. The model,
+    """A page of recommendations with one read of the user's recent events (a Redis read
+    while the process's cached list is current, ``serving/seen.py``). The model,
     the catalog filters and the items' titles are in the state; a user in a running
     experiment gets their arm's. The list is recorded for attribution (buffered, off the
     request path)."""
@@ -90,7 +91,7 @@ def recommendations_get(
     experiment, arm = _arm(recommender, user_id)
     if arm is not None:
         state = arm.state
-    seen = user_recent_item_pks(user_id=user_id, limit=settings.RECSITE_SEEN_EVENTS_MAX)
+    seen = recent_item_pks(user_id)
     ranking = state.rank(
         user_id=user_id, seen=seen, exclude=exclude, category=category, offset=offset, limit=limit
     )

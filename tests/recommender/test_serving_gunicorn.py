@@ -130,3 +130,57 @@ def test_the_served_api_filters_pages_and_validates(server, make_api_client):
     bad = ask(server, key, limit=500)
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "invalid"
+
+
+def test_an_event_posted_through_one_worker_is_filtered_by_every_worker_at_once(
+    server, make_api_client
+):
+    """Every worker caches the user's recent items (serving/seen.py); the event's ingest
+    replaces the user's seen token, so no worker answers from its stale list."""
+    spec = default_spec()
+    create_catalog(spec)
+    create_version(spec)
+    read = make_api_client(Scope.RECOMMENDATIONS_READ)
+    key = read._credentials["HTTP_AUTHORIZATION"].removeprefix("Api-Key ")
+    write = make_api_client(Scope.EVENTS_WRITE)
+    write_key = write._credentials["HTTP_AUTHORIZATION"].removeprefix("Api-Key ")
+    server.wait_ready()
+    pids = server.worker_pids(WORKERS)
+
+    def ask_every_worker() -> list[dict]:
+        answered: dict[str, dict] = {}
+        for _ in range(200):
+            response = ask(server, key, user="user-3", limit=5)
+            assert response.status_code == 200, response.text
+            answered.setdefault(response.headers["X-Recsite-Worker"], response.json())
+            if answered.keys() >= pids:
+                return list(answered.values())
+        pytest.fail(f"only workers {sorted(answered)} of {sorted(pids)} answered")
+
+    before = ask_every_worker()
+    top = before[0]["items"][0]["item_id"]
+    assert all(body["items"][0]["item_id"] == top for body in before)
+    ask_every_worker()  # each worker now answers from its cached list
+    posted = requests.post(
+        f"{server.url}/api/v1/events",
+        json={
+            "events": [
+                {
+                    "event_id": "just-now",
+                    "user_id": "user-3",
+                    "item_id": top,
+                    "type": "view",
+                    "timestamp": "2025-06-01T12:00:00Z",
+                }
+            ]
+        },
+        headers={"Authorization": f"Api-Key {write_key}", "Connection": "close"},
+        timeout=10,
+    )
+    assert posted.status_code == 201, posted.text
+
+    after = ask_every_worker()
+    assert all(top not in [item["item_id"] for item in body["items"]] for body in after)
+    metrics = requests.get(f"{server.url}/metrics", timeout=5).text
+    from_cache = re.search(r'recsite_seen_reads_total\{source="cache"\} (\S+)', metrics)
+    assert from_cache and float(from_cache.group(1)) >= len(pids)
