@@ -87,6 +87,7 @@ def serving_view(api: type[ServingApi]) -> Callable[..., HttpResponse]:
         response["Allow"] = allow
         return response
 
+    view.serving = True  # recsite/wsgi_serving.py answers its GETs without the URLconf
     view.cls = api  # drf-spectacular documents the endpoint from the DRF class
     view.initkwargs = {}
     view.view_class = api  # Django's attribute for class-based views

@@ -12,6 +12,10 @@ application = get_dispatching_application()
 # is set up.
 from recommender.online.recording import recording_start  # noqa: E402
 from recommender.serving.registry import registry  # noqa: E402
+from recsite.wsgi_serving import ServingFastPath, leading_serving_routes  # noqa: E402
+
+# GET of the serving endpoints without the URLconf walk and the middleware chain.
+application.serving = ServingFastPath(leading_serving_routes())
 
 # Load the active models and start watching for promotions in this process (each
 # gunicorn worker imports this module after the fork).

@@ -11,7 +11,7 @@ the start), so no admin view is reachable through the short stack."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import django
 from django.conf import settings
@@ -21,6 +21,16 @@ API_PREFIX = "/api/"
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 StartResponse = Callable[..., Any]
+
+
+class FastPath(Protocol):
+    """A handler for the requests it ``match``es (``recsite/wsgi_serving.py``)."""
+
+    def match(self, environ: dict[str, Any]) -> tuple[Any, ...] | None: ...
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse, *found: Any
+    ) -> Iterable[bytes]: ...
 
 
 class ApiWSGIHandler(WSGIHandler):
@@ -45,18 +55,29 @@ def uses_api_middleware(path_info: str) -> bool:
 
 
 class PathDispatcher:
-    """The WSGI application: hands each request to the API or the full handler."""
+    """The WSGI application: hands each request to the serving fast path
+    (``recsite/wsgi_serving.py``: GET of the serving endpoints), the API or the full
+    handler."""
 
-    def __init__(self, *, api: WSGIHandler, full: WSGIHandler) -> None:
+    def __init__(
+        self, *, api: WSGIHandler, full: WSGIHandler, serving: FastPath | None = None
+    ) -> None:
         self.api = api
         self.full = full
+        self.serving = serving
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if self.serving is not None:
+            found = self.serving.match(environ)
+            if found is not None:
+                return self.serving(environ, start_response, *found)
         handler = self.api if uses_api_middleware(environ.get("PATH_INFO", "")) else self.full
         return handler(environ, start_response)
 
 
 def get_dispatching_application() -> PathDispatcher:
-    """Like ``django.core.wsgi.get_wsgi_application``, with the two handlers."""
+    """Like ``django.core.wsgi.get_wsgi_application``, with the API and full handlers; the
+    serving fast path is added by ``recsite/wsgi.py`` once the apps are loaded (it reads
+    the URLconf, which imports the views and models)."""
     django.setup(set_prefix=False)
     return PathDispatcher(api=ApiWSGIHandler(), full=WSGIHandler())

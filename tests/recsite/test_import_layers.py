@@ -35,6 +35,12 @@ DEFERRED_ALLOWED = {
     # After get_wsgi_application(): serving imports models.
     ("recsite.wsgi", "<module>", "from recommender.serving.registry import registry"),
     ("recsite.wsgi", "<module>", "from recommender.online.recording import recording_start"),
+    # After get_wsgi_application(): the serving fast path reads the URLconf (views, models).
+    (
+        "recsite.wsgi",
+        "<module>",
+        "from recsite.wsgi_serving import ServingFastPath, leading_serving_routes",
+    ),
     # After PROMETHEUS_MULTIPROC_DIR is set: prometheus_client reads it when imported.
     ("recsite.gunicorn.conf", "<module>", "from prometheus_client import multiprocess"),
 }
