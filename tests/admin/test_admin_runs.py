@@ -41,6 +41,7 @@ def form_data(recommender, **changes) -> dict:
         "algorithm": "lightfm",
         "lightfm__no_components": 16,
         "lightfm__epochs": 3,
+        "tuning_budget_seconds": 10,
         "num_threads": 1,
         "random_seed": 1,
         "event_weights": '{"view": 1, "like": 3}',
