@@ -142,7 +142,7 @@ FAMILIES: dict[str, Family] = {
                     1e7,
                     minimum_exclusive=True,
                     default=300.0,
-                    search=SearchRange(10.0, 3000.0, log=True),
+                    search=SearchRange(10.0, 30000.0, log=True),
                     help="L2 regularisation of the item-item weights (larger: smoother).",
                 ),
                 integer(
