@@ -1,8 +1,9 @@
 """The search space of ``auto``, derived from the families' schema
 (``recommender.families``): each parameter's ``search`` range becomes an Optuna
 distribution, named ``<family>.<parameter>`` so that two families' parameters of the
-same name (``factors``) stay apart; a parameter without a range keeps its default. The
-family itself is the categorical parameter ``family``."""
+same name (``factors``) stay apart; a parameter without a range keeps its default. Each
+family has a study of its own (``training.search.study`` chooses which family to try
+next), so a trial asks for one family's parameters."""
 
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ from optuna.trial import Trial
 
 from recommender.families import Family
 from recommender.setting_types import BOOL, CHOICE, FLOAT, INT, Setting
-
-FAMILY_PARAM = "family"
 
 
 def param_name(family: Family, setting: Setting) -> str:
@@ -61,22 +60,17 @@ def family_space(family: Family) -> dict[str, BaseDistribution]:
 
 
 def search_space(families: Sequence[Family]) -> dict[str, BaseDistribution]:
-    """The whole space: the family choice and every family's parameters."""
-    space: dict[str, BaseDistribution] = {
-        FAMILY_PARAM: CategoricalDistribution(tuple(str(f.name) for f in families))
-    }
+    """The whole space: every family's searched parameters."""
+    space: dict[str, BaseDistribution] = {}
     for family in families:
         space.update(family_space(family))
     return space
 
 
-def suggest(trial: Trial, families: Sequence[Family]) -> dict[str, Any]:
-    """Ask ``trial`` for a family and its parameters: the family's hyper-parameters as a
-    run resolves them (``{"family": name, <every parameter>}``), searched ones
-    suggested, the others at their defaults."""
-    by_name = {str(family.name): family for family in families}
-    name = trial.suggest_categorical(FAMILY_PARAM, tuple(by_name))
-    family = by_name[name]
+def suggest(trial: Trial, family: Family) -> dict[str, Any]:
+    """Ask ``trial`` for ``family``'s parameters: its hyper-parameters as a run resolves
+    them (``{"family": name, <every parameter>}``), searched ones suggested, the others
+    at their defaults."""
     values = family.defaults()
     for setting in family.params:
         if setting.search is None:
@@ -93,13 +87,10 @@ def suggest(trial: Trial, families: Sequence[Family]) -> dict[str, Any]:
 
 
 def default_trial(family: Family) -> dict[str, Any]:
-    """The trial parameters of ``family`` at its schema defaults (the search starts with
-    each family's defaults, so it never ends below the best of them on validation)."""
+    """The trial parameters of ``family`` at its schema defaults (each family's study
+    starts with them, so the search never ends below the best of them on validation)."""
     return {
-        FAMILY_PARAM: str(family.name),
-        **{
-            param_name(family, setting): setting.default
-            for setting in family.params
-            if setting.search is not None
-        },
+        param_name(family, setting): setting.default
+        for setting in family.params
+        if setting.search is not None
     }
