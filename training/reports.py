@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from recommender.families import FAMILIES, RUN_SETTINGS, SEARCH_SETTINGS, Algorithm
 from training.models import TrainingRun
+from training.search.outcome import outcome_text
 
 _SHOWN = ("precision", "recall", "ndcg", "map", "coverage", "auc")
 
@@ -91,21 +92,6 @@ def hyperparameters_text(hyperparameters: dict) -> str:
     order = [*(p.name for p in family.params), *RUN_SETTINGS]
     names = sorted(values, key=lambda n: order.index(n) if n in order else len(order))
     return f"{family.name}: " + ", ".join(f"{name}={values[name]}" for name in names)
-
-
-def outcome_text(search: dict) -> str:
-    """``ease won: precision@10 0.2012 on validation, 8.1 % above itemknn (0.1861)``."""
-    winner, runner_up, metric = search.get("winner"), search.get("runner_up"), search["metric"]
-    if not winner:
-        return "no trial finished"
-    text = f"{winner['family']} won: {metric} {winner['value']:.4f} on validation"
-    if runner_up:
-        margin = search.get("margin")
-        above = f"{margin:.1%} above" if margin is not None else "above"
-        text += f", {above} {runner_up['family']} ({runner_up['value']:.4f})"
-    else:
-        text += " (no other family finished a trial)"
-    return text
 
 
 def search_text(search: dict) -> str:

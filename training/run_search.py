@@ -28,9 +28,9 @@ from recommender.metric_names import metric_key
 from recommender.models import Recommender
 from training.pipeline.matrices import Interactions
 from training.pipeline.split import Split
-from training.reports import outcome_text
 from training.search.budget import Budget, Clock
-from training.search.study import COMPLETE, SearchConfig, SearchResult, TrialRecord, run_search
+from training.search.outcome import outcome_text, search_outcome
+from training.search.study import COMPLETE, SearchConfig, TrialRecord, run_search
 from training.search.validation import search_data
 from training.services import training_run_search_record
 
@@ -50,26 +50,6 @@ def search_clock() -> Clock:
 
 class SearchFoundNothing(ValueError):
     """No trial finished within the budget."""
-
-
-def _summary(record: TrialRecord | None) -> dict[str, Any] | None:
-    if record is None:
-        return None
-    return {
-        "number": record.number,
-        "family": record.family,
-        "params": record.params,
-        "value": record.value,
-    }
-
-
-def search_outcome(result: SearchResult) -> dict[str, Any]:
-    """The winner, the runner-up (the best trial of another family) and the margin."""
-    best, runner_up = result.best, result.runner_up
-    margin = None
-    if best is not None and runner_up is not None and runner_up.value:
-        margin = best.value / runner_up.value - 1.0
-    return {"winner": _summary(best), "runner_up": _summary(runner_up), "margin": margin}
 
 
 def search_phase(

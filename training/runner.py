@@ -64,10 +64,11 @@ from training.pipeline.matrices import (
     last_seen_matrix,
 )
 from training.pipeline.split import split_matrices
-from training.reports import hyperparameters_text, outcome_text
+from training.reports import hyperparameters_text
 from training.run_data import RunData, holdout_split, run_data_build, run_data_stats
 from training.run_evaluation import champion_comparison, champion_unavailable, holdout_evaluate
 from training.run_search import search_phase
+from training.search.outcome import outcome_text
 from training.selectors import training_run_should_stop
 from training.services import (
     training_run_claim,
