@@ -291,7 +291,7 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
                 report=reporter.report,
                 check_stop=reporter.check_stop,
             )
-            reporter.log(f"{outcome_text(search)}; fitting it: {hyperparameters_text(params)}")
+        reporter.log(f"{outcome_text(search)}; fitting it: {hyperparameters_text(params)}")
     family = family_get(params["family"])
 
     with reporter.phase_of("fit"):
