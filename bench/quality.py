@@ -266,6 +266,11 @@ def render_dataset(dataset: Dataset, rows: list[Row], counts: dict[str, int], co
             f"{m['ndcg@10']:.3f} | {m['ndcg@10'] / popularity:.2f}x | "
             f"{m['coverage@10']:.3f} | {row.fit_seconds:.2f} s |"
         )
+    by_label = {row.label: row.metrics["precision@10"] for row in rows}
+    searched = [row for row in rows if row.label.startswith("**auto")]
+    if searched and "lightfm" in by_label:
+        ratio = searched[0].metrics["precision@10"] / by_label["lightfm"]
+        lines += ["", f"auto's P@10 is {ratio:.2f}x LightFM's (defaults)."]
     lines.append(end)
     return "\n".join(lines) + "\n"
 
