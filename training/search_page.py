@@ -81,6 +81,6 @@ def search_chart(search: dict[str, Any]) -> str:
         title=f"Validation {metric} per trial",
         x_labels=[str(t["number"]) for t in trials],
         series=[charts.Series("best so far", best), *series],
-        y_label=metric,
+        width=940,  # room for the legend of the best-so-far line and six families
         empty_message="No trial has finished yet.",
     )
