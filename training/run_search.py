@@ -111,9 +111,9 @@ def search_phase(
             best[:] = [record.value]
             line = f"trial {record.number}: new best, {record.family} {metric} {record.value:.4f}"
         elif done % LOG_EVERY == 0:
-            line = f"trial {record.number}: {done} trials"
+            line = f"trial {record.number}: best so far {best[0]:.4f}" if best else ""
         if line:
-            line += f" ({budget.elapsed():.0f} / {budget.seconds:g} s of the budget)"
+            line += f"; {done} trials done, {budget.elapsed():.0f} / {budget.seconds:g} s"
         report(min(1.0, budget.elapsed() / budget.seconds), line)
 
     result = run_search(
