@@ -23,30 +23,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
-from django.db import transaction
 
 from recommender.artifact_store import (
     artifact_discard,
     artifact_publish,
-    artifact_staging_dir,
 )
 from recommender.artifacts import (
     ArtifactInfo,
-    ArtifactMeta,
-    artifact_name_new,
-    write_artifact,
 )
 from recommender.config_schema import run_hyperparameters
 from recommender.exceptions import RecsiteError
-from recommender.families import RUN_SETTINGS, SEARCH_SETTINGS, Algorithm, Family, family_get
-from recommender.features import IDENTITY_PREFIX
+from recommender.families import RUN_SETTINGS, SEARCH_SETTINGS, Algorithm, family_get
 from recommender.metric_names import metric_key
-from recommender.models import ModelVersion, PromotionKind, Recommender, VersionStatus
-from recommender.services.registry import model_version_create, model_version_promote
-from recommender.services.retention import artifacts_retain
+from recommender.models import ModelVersion, Recommender
 from training.dataset import events_load
 from training.families.base import FitContext, FittedModel
 from training.families.fit import family_scorer, fit_family
@@ -58,7 +49,6 @@ from training.pipeline.gates import (
     decide,
     run_gates,
 )
-from training.pipeline.gates import Decision as GateDecision
 from training.pipeline.matrices import (
     interaction_matrix,
     last_seen_matrix,
@@ -67,6 +57,7 @@ from training.pipeline.split import split_matrices
 from training.reports import hyperparameters_text
 from training.run_data import RunData, holdout_split, run_data_build, run_data_stats
 from training.run_evaluation import champion_comparison, champion_unavailable, holdout_evaluate
+from training.run_register import run_artifact_write, run_register
 from training.run_search import search_phase
 from training.search.outcome import outcome_text
 from training.selectors import training_run_should_stop
@@ -75,7 +66,6 @@ from training.services import (
     training_run_create,
     training_run_fail,
     training_run_finish_cancelled,
-    training_run_log_append,
     training_run_report,
     training_run_succeed,
 )
@@ -349,7 +339,7 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
             full, final = train, fitted
 
     with reporter.phase_of("artifact"):
-        reporter.artifact = _write(
+        reporter.artifact = run_artifact_write(
             recommender, run, data, full, final, metrics["candidate"], params, family
         )
         reporter.log(f"artifact written to {reporter.artifact.path}")
@@ -357,7 +347,18 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
         reporter.artifact_uri = artifact_publish(reporter.artifact)
         reporter.log(f"artifact {reporter.artifact_uri} published")
 
-    _register(run, reporter, metrics, stats, gate_results, decision, params, options)
+    run_register(
+        run,
+        reporter.artifact,
+        reporter.artifact_uri,
+        reporter.timings,
+        metrics,
+        stats,
+        gate_results,
+        decision,
+        params,
+        options,
+    )
 
 
 def _is_popularity_baseline(params: dict[str, Any]) -> bool:
@@ -387,113 +388,6 @@ def _fit(
         ease_max_items=settings.RECSITE_EASE_MAX_ITEMS,
     )
     return fit_family(matrix, params, context)
-
-
-def _write(
-    recommender: Recommender,
-    run: TrainingRun,
-    data: RunData,
-    matrix: sp.csr_matrix,
-    fitted: FittedModel,
-    metrics: dict[str, float],
-    params: dict[str, Any],
-    family: Family,
-) -> ArtifactInfo:
-    seen = sp.csr_matrix(matrix)
-    feature_names = {
-        "items": data.item_features.names.tolist()
-        if data.item_features
-        else np.char.add(IDENTITY_PREFIX, data.items.ids).tolist(),
-    }
-    if data.user_features:
-        feature_names["users"] = data.user_features.names.tolist()
-    return write_artifact(
-        artifact_staging_dir(recommender.name),
-        artifact_name_new(f"run-{run.pk}"),
-        arrays={
-            **fitted.artifact_arrays(),
-            "popularity": np.asarray(seen.sum(axis=0), dtype=np.float32).ravel(),
-            "seen_indptr": seen.indptr.astype(np.int64),
-            "seen_indices": seen.indices.astype(np.int32),
-        },
-        id_maps={"users": data.users.ids, "items": data.items.ids},
-        meta=ArtifactMeta(
-            family=family.name,
-            hyperparameters=params,
-            metrics=metrics,
-            feature_names=feature_names,
-            extra={"recommender": recommender.name, "run_id": run.pk},
-        ),
-    )
-
-
-def _decision_reason(decision: GateDecision, options: dict[str, Any]) -> str:
-    if decision.outcome is Outcome.PROMOTE and options.get("no_promote"):
-        return "All gates passed; --no-promote kept it as a candidate."
-    return decision.reason
-
-
-def _register(
-    run: TrainingRun,
-    reporter: _Reporter,
-    metrics: dict[str, Any],
-    stats: dict[str, Any],
-    gate_results: list[dict[str, Any]],
-    decision: GateDecision,
-    params: dict[str, Any],
-    options: dict[str, Any],
-) -> ModelVersion:
-    """The version row (only now that the artifact is complete), its promotion by policy
-    with the audit row, and the run's result: one transaction, so a run reaped meanwhile
-    leaves no version behind."""
-    artifact = reporter.artifact
-    recommender = run.recommender
-    promote = decision.outcome is Outcome.PROMOTE and not options.get("no_promote")
-    reason = _decision_reason(decision, options)
-    with transaction.atomic():
-        version = model_version_create(
-            recommender=recommender,
-            artifact_uri=reporter.artifact_uri,
-            artifact_sha256=artifact.sha256,
-            artifact_size=artifact.size_bytes,
-            metrics=metrics["candidate"],
-            hyperparameters=params,
-            data_window={"start": stats["window_start"], "end": stats["window_end"]},
-            data_stats=stats,
-            status=VersionStatus.CANDIDATE,
-        )
-        if promote:
-            model_version_promote(
-                version=version,
-                actor=run.triggered_by,
-                actor_label=f"run #{run.pk} ({run.trigger})",
-                reason=reason,
-                kind=PromotionKind.AUTO,
-                artifact_verified=True,  # just written and hashed by this run
-            )
-        training_run_succeed(
-            run=run,
-            decision=Decision.PROMOTED if promote else Decision.CANDIDATE,
-            decision_reason=f"v{version.number}: {reason}",
-            version=version,
-            metrics=metrics,
-            data_stats=stats,
-            gate_results=gate_results,
-            phase_timings=reporter.timings,
-        )
-        transaction.on_commit(lambda: _retain(run), robust=True)
-    return version
-
-
-def _retain(run: TrainingRun) -> None:
-    """Artifact retention once the new version and its promotion have committed. What it
-    did, and any failure, goes on the run's log; it never changes the run's outcome."""
-    try:
-        summary = artifacts_retain(recommender=run.recommender).summary()
-    except Exception as exc:
-        logger.exception("retention after run %s failed", run.pk)
-        summary = f"retention failed (the run is unaffected): {type(exc).__name__}: {exc}"
-    training_run_log_append(run_id=run.pk, log=summary)
 
 
 def training_run_execute_now(
