@@ -36,12 +36,18 @@ class TrainingRunOutput(serializers.ModelSerializer):
             "data_stats",
             "metrics",
             "gate_results",
-            "search",
             "decision",
             "decision_reason",
             "error",
             "version",
         ]
+
+
+class TrainingRunDetailOutput(TrainingRunOutput):
+    """One run, with an auto run's search (every trial: too much for a list page)."""
+
+    class Meta(TrainingRunOutput.Meta):
+        fields = [*TrainingRunOutput.Meta.fields, "search"]
 
 
 def _overrides_help() -> str:

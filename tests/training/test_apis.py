@@ -159,6 +159,9 @@ def test_an_auto_run_takes_a_budget_and_refuses_hyper_parameters(trainer):
     )
     assert response.status_code == 202, response.content
     run = TrainingRun.objects.get()
+    detail = trainer.get(f"/api/v1/training-runs/{run.pk}").json()
+    assert detail["search"] == {}  # filled as the run searches
+    assert "search" not in trainer.get("/api/v1/training-runs").json()["results"][0]
     assert run.hyperparameters == {
         "family": "auto",
         "tuning_budget_seconds": 30,
