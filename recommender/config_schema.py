@@ -30,8 +30,9 @@ from django.db import models
 
 from recommender.families import (
     RUN_SETTINGS,
+    SEARCH_SETTINGS,
     Algorithm,
-    Family,
+    family_get,
     family_params_clean,
     family_params_resolve,
     hyperparameters_clean,
@@ -130,6 +131,10 @@ def _clean_event_types(value: Any, setting: Setting) -> list[str]:
 # The documented maxima (README, "Recommender settings").
 MAX_THREADS = 64
 MAX_EVAL_K = 100
+MAX_TUNING_BUDGET_SECONDS = 86_400
+# The embedded demo's shop (1,000 users x 500 items, 50,000 events) searches ~20 trials
+# in this many seconds.
+DEFAULT_TUNING_BUDGET_SECONDS = 10
 
 SETTINGS: dict[str, Setting] = {
     s.name: s
@@ -140,6 +145,17 @@ SETTINGS: dict[str, Setting] = {
         # How every family is fitted
         integer("num_threads", 1, MAX_THREADS, default=2, help="Threads for fitting."),
         integer("random_seed", 0, 2**31 - 1, default=42, help="Seed of every random choice."),
+        # How long ``auto`` searches (the refit of the winner comes on top)
+        integer(
+            "tuning_budget_seconds",
+            1,
+            MAX_TUNING_BUDGET_SECONDS,
+            default=DEFAULT_TUNING_BUDGET_SECONDS,
+            help=(
+                "Seconds the auto algorithm searches the families and their "
+                "hyper-parameters (kept within 10 %); the refit of the winner comes on top."
+            ),
+        ),
         # Data
         Setting(
             "event_weights", WEIGHTS, 0.0, 1000.0, minimum_exclusive=True, cleaner=_clean_weights
@@ -211,14 +227,38 @@ def config_clean(values: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def run_overrides_clean(family: Family, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """One run's overrides: ``family``'s hyper-parameters and the run settings
-    (``RUN_SETTINGS``), checked; ``ValidationError`` keyed by name (unknown ones too)."""
+def run_overrides_clean(algorithm: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """One run's overrides, checked; ``ValidationError`` keyed by name (unknown ones too).
+    A family's run takes its hyper-parameters and the run settings (``RUN_SETTINGS``);
+    an ``auto`` run takes the run settings and ``SEARCH_SETTINGS`` (it chooses the
+    hyper-parameters itself). ``FamilyUnavailable`` for an unknown algorithm."""
+    if algorithm == Algorithm.AUTO:
+        settings_names = (*RUN_SETTINGS, *SEARCH_SETTINGS)
+        family_check = None
+    else:
+        settings_names = RUN_SETTINGS
+        family = family_get(algorithm)
+
+        def family_check(values: Mapping[str, Any]) -> dict[str, Any]:
+            return family_params_clean(family, values)
+
     errors: dict[str, list] = {}
-    own = {name: value for name, value in overrides.items() if name not in RUN_SETTINGS}
-    run = {name: value for name, value in overrides.items() if name in RUN_SETTINGS}
+    own = {name: value for name, value in overrides.items() if name not in settings_names}
+    given = {name: value for name, value in overrides.items() if name in settings_names}
+    if family_check is None:
+        for name in own:
+            errors[name] = [
+                ValidationError(
+                    f"{name!r} cannot be set for an auto run: it searches the families' "
+                    f"hyper-parameters itself (give {', '.join(settings_names)}).",
+                    code="setting_unknown",
+                )
+            ]
     cleaned: dict[str, Any] = {}
-    for clean, values in ((lambda v: family_params_clean(family, v), own), (config_clean, run)):
+    checks = [(config_clean, given)]
+    if family_check is not None:
+        checks.append((family_check, own))
+    for clean, values in checks:
         try:
             cleaned.update(clean(values))
         except ValidationError as exc:
@@ -228,19 +268,27 @@ def run_overrides_clean(family: Family, overrides: Mapping[str, Any]) -> dict[st
     return cleaned
 
 
-def run_override_names(family: Family) -> tuple[str, ...]:
-    """What a run of ``family`` may override."""
-    return (*(p.name for p in family.params), *RUN_SETTINGS)
+def run_override_names(algorithm: str) -> tuple[str, ...]:
+    """What a run of ``algorithm`` may override."""
+    if algorithm == Algorithm.AUTO:
+        return (*RUN_SETTINGS, *SEARCH_SETTINGS)
+    return (*(p.name for p in family_get(algorithm).params), *RUN_SETTINGS)
 
 
 def run_hyperparameters(
-    *, recommender_values: Mapping[str, Any], family: Family, overrides: Mapping[str, Any]
+    *, recommender_values: Mapping[str, Any], algorithm: str, overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
     """What one run fits, recorded on the run, the version and the artifact manifest:
     ``{"family": name, <every family hyper-parameter>, num_threads, random_seed}`` from
     the schema's defaults, the recommender's values (``recommender_values``: its
-    ``hyperparameters`` and run settings) and the run's checked ``overrides``."""
+    ``hyperparameters``, run settings and search settings) and the run's checked
+    ``overrides``. An ``auto`` run records ``{"family": "auto", tuning_budget_seconds,
+    num_threads, random_seed}``: what it fits is the search's winner (the version's)."""
+    run = {name: overrides.get(name, recommender_values[name]) for name in RUN_SETTINGS}
+    if algorithm == Algorithm.AUTO:
+        search = {name: overrides.get(name, recommender_values[name]) for name in SEARCH_SETTINGS}
+        return {"family": Algorithm.AUTO.value, **search, **run}
+    family = family_get(algorithm)
     stored = recommender_values.get("hyperparameters") or {}
     own = {name: value for name, value in overrides.items() if name not in RUN_SETTINGS}
-    run = {name: overrides.get(name, recommender_values[name]) for name in RUN_SETTINGS}
     return {"family": family.name, **family_params_resolve(family, stored, own), **run}

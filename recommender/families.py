@@ -21,7 +21,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from recommender.setting_types import BOOL, Setting, choice, integer, number
+from recommender.setting_types import BOOL, SearchRange, Setting, choice, integer, number
 
 
 class Algorithm(models.TextChoices):
@@ -31,7 +31,7 @@ class Algorithm(models.TextChoices):
     ALS = "als", "ALS: implicit-feedback matrix factorisation"
     SVD = "svd", "PureSVD: truncated SVD of the interactions"
     POPULARITY = "popularity", "Popularity, optionally decayed by age"
-    AUTO = "auto", "Automatic: search the families (not available yet)"
+    AUTO = "auto", "Automatic: search the families and their hyper-parameters in a time budget"
 
 
 class FamilyKind(StrEnum):
@@ -43,6 +43,12 @@ class FamilyKind(StrEnum):
 # Settings a run takes besides its family's hyper-parameters (``recommender.config_schema``
 # defines them): every family is fitted with them and records them.
 RUN_SETTINGS = ("num_threads", "random_seed")
+# Settings a run of ``auto`` takes besides the run settings (``recommender.config_schema``).
+SEARCH_SETTINGS = ("tuning_budget_seconds",)
+
+# Every parameter's ``search`` range (``recommender.setting_types.SearchRange``) is where
+# ``auto`` looks; a parameter without one keeps its default during the search.
+_BOTH = SearchRange()
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ _BINARY = Setting(
     "binary",
     BOOL,
     default=True,
+    search=_BOTH,
     help=(
         "Count each (user, item) interaction as 1, in the fit and in the user's history, "
         "instead of its summed event weight."
@@ -73,6 +80,7 @@ _HISTORY_HALF_LIFE = number(
     0.0,
     1.0,
     default=0.0,
+    search=SearchRange(0.0, 1.0),
     help=(
         "Weigh a user's history by recency when scoring: an event's weight halves every "
         "this share of the user's history (0.3: the event 30% of the way back counts half). "
@@ -87,11 +95,19 @@ FAMILIES: dict[str, Family] = {
             Algorithm.LIGHTFM,
             FamilyKind.FACTORS,
             (
-                integer("no_components", 1, 512, default=32, help="Latent dimensions."),
+                integer(
+                    "no_components",
+                    1,
+                    512,
+                    default=32,
+                    search=SearchRange(16, 128, log=True),
+                    help="Latent dimensions.",
+                ),
                 choice(
                     "loss",
                     ("warp", "bpr", "warp-kos", "logistic"),
                     default="warp",
+                    search=SearchRange(choices=("warp", "bpr")),
                     help="LightFM's loss.",
                 ),
                 number(
@@ -100,9 +116,17 @@ FAMILIES: dict[str, Family] = {
                     1.0,
                     minimum_exclusive=True,
                     default=0.05,
+                    search=SearchRange(0.01, 0.1, log=True),
                     help="SGD step size.",
                 ),
-                integer("epochs", 1, 1000, default=20, help="Passes over the interactions."),
+                integer(
+                    "epochs",
+                    1,
+                    1000,
+                    default=20,
+                    search=SearchRange(5, 50),
+                    help="Passes over the interactions.",
+                ),
                 number("item_alpha", 0.0, 1.0, default=1e-6, help="L2 penalty on item factors."),
                 number("user_alpha", 0.0, 1.0, default=1e-6, help="L2 penalty on user factors."),
             ),
@@ -118,6 +142,7 @@ FAMILIES: dict[str, Family] = {
                     1e7,
                     minimum_exclusive=True,
                     default=300.0,
+                    search=SearchRange(10.0, 30000.0, log=True),
                     help="L2 regularisation of the item-item weights (larger: smoother).",
                 ),
                 integer(
@@ -125,6 +150,7 @@ FAMILIES: dict[str, Family] = {
                     1,
                     2000,
                     default=200,
+                    search=SearchRange(50, 1000, log=True),
                     help=(
                         "Weights kept per item (the largest of its row of the dense solution); "
                         "the artifact stores this sparse top-k matrix."
@@ -138,15 +164,37 @@ FAMILIES: dict[str, Family] = {
             Algorithm.ITEMKNN,
             FamilyKind.ITEM_ITEM,
             (
-                integer("neighbours", 1, 2000, default=200, help="Neighbours kept per item."),
+                integer(
+                    "neighbours",
+                    1,
+                    2000,
+                    default=200,
+                    search=SearchRange(20, 1000, log=True),
+                    help="Neighbours kept per item.",
+                ),
                 choice(
                     "similarity",
                     ("cosine", "bm25"),
                     default="cosine",
+                    search=_BOTH,
                     help="cosine of the item columns, or cosine after BM25 weighting.",
                 ),
-                number("bm25_k1", 0.0, 100.0, default=1.2, help="BM25 saturation (bm25 only)."),
-                number("bm25_b", 0.0, 1.0, default=0.75, help="BM25 length norm (bm25 only)."),
+                number(
+                    "bm25_k1",
+                    0.0,
+                    100.0,
+                    default=1.2,
+                    search=SearchRange(0.5, 3.0),
+                    help="BM25 saturation (bm25 only).",
+                ),
+                number(
+                    "bm25_b",
+                    0.0,
+                    1.0,
+                    default=0.75,
+                    search=SearchRange(0.0, 1.0),
+                    help="BM25 length norm (bm25 only).",
+                ),
                 _BINARY,
                 _HISTORY_HALF_LIFE,
             ),
@@ -155,15 +203,37 @@ FAMILIES: dict[str, Family] = {
             Algorithm.ALS,
             FamilyKind.FACTORS,
             (
-                integer("factors", 1, 512, default=64, help="Latent dimensions."),
-                number("regularization", 0.0, 1e4, default=0.01, help="L2 penalty on the factors."),
-                integer("iterations", 1, 200, default=15, help="Alternating passes."),
+                integer(
+                    "factors",
+                    1,
+                    512,
+                    default=64,
+                    search=SearchRange(16, 256, log=True),
+                    help="Latent dimensions.",
+                ),
+                number(
+                    "regularization",
+                    0.0,
+                    1e4,
+                    default=0.01,
+                    search=SearchRange(1e-3, 10.0, log=True),
+                    help="L2 penalty on the factors.",
+                ),
+                integer(
+                    "iterations",
+                    1,
+                    200,
+                    default=15,
+                    search=SearchRange(5, 30),
+                    help="Alternating passes.",
+                ),
                 number(
                     "alpha",
                     0.0,
                     1e4,
                     minimum_exclusive=True,
                     default=1.0,
+                    search=SearchRange(0.1, 50.0, log=True),
                     help="Confidence = 1 + alpha x weight.",
                 ),
             ),
@@ -172,7 +242,14 @@ FAMILIES: dict[str, Family] = {
             Algorithm.SVD,
             FamilyKind.FACTORS,
             (
-                integer("factors", 1, 1024, default=64, help="Singular vectors kept."),
+                integer(
+                    "factors",
+                    1,
+                    1024,
+                    default=64,
+                    search=SearchRange(8, 256, log=True),
+                    help="Singular vectors kept.",
+                ),
                 integer("n_iter", 1, 50, default=7, help="Randomised SVD power iterations."),
             ),
         ),
@@ -185,6 +262,7 @@ FAMILIES: dict[str, Family] = {
                     0.0,
                     36_500.0,
                     default=0.0,
+                    search=SearchRange(0.0, 180.0),
                     help=(
                         "An event's weight halves every this many days before the newest "
                         "event; 0 = no decay."
@@ -203,14 +281,14 @@ def family_params_text(family: Family) -> str:
 
 
 class FamilyUnavailable(ValueError):
-    """The algorithm has no family to fit (``auto``: the search is not implemented yet)."""
+    """The algorithm is no family to fit (``auto`` searches them: ``training.search``)."""
 
 
 def family_get(algorithm: str) -> Family:
     family = FAMILIES.get(algorithm)
     if family is None:
         raise FamilyUnavailable(
-            f"algorithm {algorithm!r} cannot be trained yet: choose one of {', '.join(FAMILIES)}"
+            f"algorithm {algorithm!r} is not a model family: choose one of {', '.join(FAMILIES)}"
         )
     return family
 

@@ -281,9 +281,7 @@ class Recommender(models.Model):
     description = models.TextField(blank=True, default="")
 
     # The model family and its hyper-parameters (recommender.families: the one schema)
-    algorithm = models.CharField(
-        max_length=16, choices=Algorithm.choices, default=Algorithm.LIGHTFM
-    )
+    algorithm = models.CharField(max_length=16, choices=Algorithm.choices, default=Algorithm.AUTO)
     hyperparameters = models.JSONField(
         default=dict,
         blank=True,
@@ -294,6 +292,10 @@ class Recommender(models.Model):
     )
     num_threads = models.PositiveIntegerField(default=SETTINGS["num_threads"].default)
     random_seed = models.IntegerField(default=SETTINGS["random_seed"].default)
+    tuning_budget_seconds = models.PositiveIntegerField(
+        default=SETTINGS["tuning_budget_seconds"].default,
+        help_text=SETTINGS["tuning_budget_seconds"].help,
+    )
 
     # Data
     event_weights = models.JSONField(

@@ -19,6 +19,20 @@ INT, FLOAT, CHOICE, BOOL, WEIGHTS, MAPPING = "int", "float", "choice", "bool", "
 
 
 @dataclass(frozen=True)
+class SearchRange:
+    """Where the ``auto`` algorithm searches a setting (``training.search.space`` turns it
+    into a distribution): ``[low, high]`` for numbers (on a log scale with ``log``), or a
+    subset of a choice setting's ``choices`` (every choice, and both booleans, when empty).
+    Narrower than the setting's bounds, which are the documented maxima of what a person
+    may ask for, not a sensible region to search."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
 class Setting:
     """One setting. Bounds are inclusive unless ``*_exclusive``; ``WEIGHTS`` bounds apply
     to each weight. ``WEIGHTS`` and ``MAPPING`` values are checked by ``cleaner``."""
@@ -34,6 +48,7 @@ class Setting:
     default: Any = None
     help: str = ""
     cleaner: Callable[[Any, Setting], Any] | None = None
+    search: SearchRange | None = None  # model-family parameters: where ``auto`` looks
 
     def range_text(self) -> str:
         """``from 1 to 512``, ``greater than 0 and less than 1``, ``one of a, b``."""

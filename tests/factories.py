@@ -69,6 +69,9 @@ class RecommenderFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("name",)
 
     name = factory.Sequence(lambda n: f"rec-{n}")
+    # The model's default is auto (a search within a time budget); tests that train
+    # choose a family unless they are about auto.
+    algorithm = "lightfm"
 
 
 def _tiny_artifact(uri: str) -> tuple[str, int]:

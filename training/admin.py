@@ -39,6 +39,7 @@ from training.forms import RecommenderForm, family_fieldsets
 from training.models import Decision, TrainingRun, Trigger
 from training.reports import champion_note, hyperparameters_text, metric_table
 from training.schedules import recommender_schedule_sync
+from training.search_page import search_section
 from training.services import training_run_cancel, training_run_create
 
 START_PERMISSION = "training.start_training_run"
@@ -110,8 +111,11 @@ class RecommenderAdmin(admin.ModelAdmin):
         (
             "Model",
             {
-                "fields": ("algorithm", ("num_threads", "random_seed")),
-                "description": "The family fitted by every run; its hyper-parameters below.",
+                "fields": ("algorithm", "tuning_budget_seconds", ("num_threads", "random_seed")),
+                "description": "The family fitted by every run (its hyper-parameters below), "
+                "or auto: search the families and their hyper-parameters for "
+                "tuning_budget_seconds on a validation split of the training window, then "
+                "fit, evaluate and gate the winner.",
             },
         ),
         *family_fieldsets(),
@@ -411,6 +415,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
                     title="Phase timings",
                     segments=[(phase, float(s)) for phase, s in (run.phase_timings or {}).items()],
                 ),
+                "search": search_section(run.search),
                 "can_cancel": run.is_live and request.user.has_perm(START_PERMISSION),
                 "progress_url": reverse("admin:training_trainingrun_progress", args=[run.pk]),
                 "age": age_text(run.created_at),

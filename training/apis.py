@@ -18,7 +18,7 @@ from recommender.pagination import PAGE_PARAMETERS, paginated
 from recommender.selectors import recommender_get
 from training.models import TrainingRun, Trigger
 from training.selectors import training_run_get
-from training.serializers import TrainingRunInput, TrainingRunOutput
+from training.serializers import TrainingRunDetailOutput, TrainingRunInput, TrainingRunOutput
 from training.services import training_run_create
 
 READ_SCOPES = (Scope.TRAINING_WRITE, Scope.RECOMMENDATIONS_READ)
@@ -77,8 +77,8 @@ class TrainingRunDetailApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("run_id", int, OpenApiParameter.PATH)],
-        responses={200: TrainingRunOutput, 404: ErrorSerializer},
+        responses={200: TrainingRunDetailOutput, 404: ErrorSerializer},
         summary="One training run: status, progress, metrics, decision",
     )
     def get(self, request, run_id: int):
-        return Response(TrainingRunOutput(training_run_get(run_id=run_id)).data)
+        return Response(TrainingRunDetailOutput(training_run_get(run_id=run_id)).data)

@@ -75,6 +75,7 @@ class RecommenderForm(forms.ModelForm):
             "schedule_timezone",
             "schedule_enabled",
             "algorithm",
+            "tuning_budget_seconds",
             "num_threads",
             "random_seed",
             "event_weights",

@@ -103,6 +103,15 @@ class TrainingRun(models.Model):
         default=dict, blank=True, help_text='{"candidate": {...}, "popularity": {...}, ...}'
     )
     gate_results = models.JSONField(default=list, blank=True)
+    # The auto algorithm's search: one JSON document on the run (like metrics and
+    # gate_results) because it is only ever read whole, with its run, and written by that
+    # run alone; see training.run_search for its shape.
+    search = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="auto runs: the budget, every trial (family, parameters, validation "
+        "metric, seconds, state), the winner and the runner-up.",
+    )
     decision = models.CharField(
         max_length=16, choices=Decision.choices, blank=True, default=Decision.NONE
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from recommender.families import FAMILIES, RUN_SETTINGS
+from recommender.families import FAMILIES, RUN_SETTINGS, SEARCH_SETTINGS, Algorithm
 from training.models import TrainingRun
+from training.search.outcome import outcome_text
 
 _SHOWN = ("precision", "recall", "ndcg", "map", "coverage", "auc")
 
@@ -80,7 +81,12 @@ def hyperparameters_text(hyperparameters: dict) -> str:
     """``ease: lambda=300.0, top_k=200, ...`` (what a run fits) in the schema's order (a
     PostgreSQL JSON column keeps none), or "" when unrecorded."""
     values = dict(hyperparameters or {})
-    family = FAMILIES.get(values.pop("family", None))
+    name = values.pop("family", None)
+    if name == Algorithm.AUTO:
+        order = [*SEARCH_SETTINGS, *RUN_SETTINGS]
+        names = sorted(values, key=lambda n: order.index(n) if n in order else len(order))
+        return "auto: " + ", ".join(f"{n}={values[n]}" for n in names)
+    family = FAMILIES.get(name)
     if family is None:
         return ""
     order = [*(p.name for p in family.params), *RUN_SETTINGS]
@@ -88,10 +94,24 @@ def hyperparameters_text(hyperparameters: dict) -> str:
     return f"{family.name}: " + ", ".join(f"{name}={values[name]}" for name in names)
 
 
+def search_text(search: dict) -> str:
+    """``41 trials in 30.0 s of a 30 s budget; ease won: ...`` (an auto run's search)."""
+    trials = search.get("trials") or []
+    done = f"{len(trials)} trials"
+    if "seconds" not in search:
+        return f"{done} so far of a {search.get('budget_seconds', 0):g} s budget"
+    return (
+        f"{done} in {search['seconds']:.1f} s of a {search['budget_seconds']:g} s budget; "
+        f"{outcome_text(search)}"
+    )
+
+
 def render_run_summary(run: TrainingRun) -> str:
     lines = [f"Run #{run.pk} of {run.recommender.name!r}: {run.status}"]
     if run.hyperparameters:
         lines.append(f"model: {hyperparameters_text(run.hyperparameters)}")
+    if run.search:
+        lines.append(f"search: {search_text(run.search)}")
     if run.phase_timings:
         timings = ", ".join(f"{phase} {secs:.2f}s" for phase, secs in run.phase_timings.items())
         lines.append(f"phases: {timings}")

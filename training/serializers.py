@@ -3,7 +3,13 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from recommender.config_schema import SETTINGS
-from recommender.families import FAMILIES, RUN_SETTINGS, Algorithm, family_params_text
+from recommender.families import (
+    FAMILIES,
+    RUN_SETTINGS,
+    SEARCH_SETTINGS,
+    Algorithm,
+    family_params_text,
+)
 from training.models import TrainingRun
 
 
@@ -37,16 +43,27 @@ class TrainingRunOutput(serializers.ModelSerializer):
         ]
 
 
+class TrainingRunDetailOutput(TrainingRunOutput):
+    """One run, with an auto run's search (every trial: too much for a list page)."""
+
+    class Meta(TrainingRunOutput.Meta):
+        fields = [*TrainingRunOutput.Meta.fields, "search"]
+
+
 def _overrides_help() -> str:
     families = "; ".join(f"{f.name}: {family_params_text(f)}" for f in FAMILIES.values())
     run = ", ".join(
         f"{name} ({SETTINGS[name].range_text()}; default {SETTINGS[name].default})"
         for name in RUN_SETTINGS
     )
+    search = ", ".join(
+        f"{name} ({SETTINGS[name].range_text()}; default {SETTINGS[name].default})"
+        for name in SEARCH_SETTINGS
+    )
     return (
         "Hyper-parameters for this run, checked against the run's family (`algorithm`, "
         f"else the recommender's); an unknown or out-of-range one is a 400 under its name. "
-        f"Any family: {run}. {families}."
+        f"Any family: {run}. {families}. auto (searches the families itself): {search}."
     )
 
 
@@ -55,8 +72,9 @@ class TrainingRunInput(serializers.Serializer):
     dry_run = serializers.BooleanField(required=False, default=False)
     no_promote = serializers.BooleanField(required=False, default=False)
     algorithm = serializers.ChoiceField(
-        choices=[name for name in Algorithm.values if name in FAMILIES],
+        choices=list(Algorithm.values),
         required=False,
-        help_text="The model family for this run (default: the recommender's).",
+        help_text="The model family for this run, or auto: search the families and their "
+        "hyper-parameters within tuning_budget_seconds (default: the recommender's).",
     )
     overrides = serializers.DictField(required=False, help_text=_overrides_help())

@@ -27,7 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from recommender.config_schema import run_hyperparameters, run_overrides_clean
-from recommender.families import RUN_SETTINGS, FamilyUnavailable, family_get
+from recommender.families import RUN_SETTINGS, SEARCH_SETTINGS, Algorithm, FamilyUnavailable
 from recommender.models import Event, ModelVersion, Recommender
 from training.exceptions import (
     InvalidTrainingOptions,
@@ -63,10 +63,10 @@ def training_options_clean(
     options: dict[str, Any] | None, *, recommender: Recommender
 ) -> dict[str, Any]:
     """Validate and normalise run options: ``{"dry_run": bool, "no_promote": bool,
-    "algorithm": family (default: the recommender's), "overrides": {name: value}}``.
-    Overrides are the family's hyper-parameters and the run settings, checked by their
-    schemas (``recommender.config_schema.run_overrides_clean``), each error under its
-    name."""
+    "algorithm": family or auto (default: the recommender's), "overrides": {name: value}}``.
+    Overrides are the family's hyper-parameters (an auto run: ``tuning_budget_seconds``)
+    and the run settings, checked by their schemas
+    (``recommender.config_schema.run_overrides_clean``), each error under its name."""
     options = dict(options or {})
     known = [*_OPTION_FLAGS, "algorithm", "overrides"]
     unknown = sorted(set(options) - set(known))
@@ -76,20 +76,21 @@ def training_options_clean(
         )
     cleaned: dict[str, Any] = {flag: bool(options.get(flag, False)) for flag in _OPTION_FLAGS}
     algorithm = options.get("algorithm") or recommender.algorithm
-    try:
-        family = family_get(algorithm)
-    except FamilyUnavailable as exc:
-        raise InvalidTrainingOptions(str(exc), algorithm=[str(exc)]) from exc
+    if algorithm not in Algorithm.values:
+        message = f"{algorithm!r} is not an algorithm: choose one of {', '.join(Algorithm.values)}"
+        raise InvalidTrainingOptions(message, algorithm=[message])
     if options.get("algorithm"):
-        cleaned["algorithm"] = family.name
+        cleaned["algorithm"] = str(algorithm)
     overrides = options.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise InvalidTrainingOptions("overrides must be an object of hyper-parameters.")
     try:
-        cleaned["overrides"] = run_overrides_clean(family, overrides)
+        cleaned["overrides"] = run_overrides_clean(algorithm, overrides)
+    except FamilyUnavailable as exc:
+        raise InvalidTrainingOptions(str(exc), algorithm=[str(exc)]) from exc
     except ValidationError as exc:
         raise InvalidTrainingOptions(
-            f"Invalid hyper-parameter override(s) for {family.name}.",
+            f"Invalid hyper-parameter override(s) for {algorithm}.",
             overrides=exc.message_dict,
         ) from exc
     return cleaned
@@ -188,9 +189,9 @@ def training_run_create(
                 hyperparameters=run_hyperparameters(
                     recommender_values={
                         name: getattr(recommender, name)
-                        for name in ("hyperparameters", *RUN_SETTINGS)
+                        for name in ("hyperparameters", *RUN_SETTINGS, *SEARCH_SETTINGS)
                     },
-                    family=family_get(cleaned.get("algorithm") or recommender.algorithm),
+                    algorithm=cleaned.get("algorithm") or recommender.algorithm,
                     overrides=cleaned["overrides"],
                 ),
                 status=RunStatus.QUEUED,
@@ -350,6 +351,16 @@ def training_run_report(
             return False
         fields["log"] = log_cap(current + _timestamped(log, now))
     return bool(TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(**fields))
+
+
+def training_run_search_record(*, run_id: int, search: dict[str, Any]) -> bool:
+    """The ``auto`` search so far (every trial), written as it goes so the run page shows
+    it live; also a heartbeat. False when the run is no longer running (nothing written)."""
+    return bool(
+        TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+            search=search, heartbeat_at=timezone.now()
+        )
+    )
 
 
 @transaction.atomic

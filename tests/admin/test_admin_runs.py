@@ -41,6 +41,7 @@ def form_data(recommender, **changes) -> dict:
         "algorithm": "lightfm",
         "lightfm__no_components": 16,
         "lightfm__epochs": 3,
+        "tuning_budget_seconds": 10,
         "num_threads": 1,
         "random_seed": 1,
         "event_weights": '{"view": 1, "like": 3}',
@@ -419,6 +420,58 @@ def test_the_run_page_shows_what_the_run_fits(admin_client):
     )
     page = admin_client.get(run_url(run)).content.decode()
     assert "ease: lambda=300.0, top_k=200, num_threads=2" in page
+
+
+def _trial(number, family, value, state="complete", note=""):
+    return {
+        "number": number,
+        "family": family,
+        "params": {"lambda": 812.5} if family == "ease" else {"neighbours": 40},
+        "value": value,
+        "seconds": 0.25,
+        "state": state,
+        "note": note,
+    }
+
+
+def test_an_auto_runs_page_shows_its_trials_as_a_table_and_a_chart(admin_client):
+    run = TrainingRunFactory(
+        status=RunStatus.SUCCEEDED,
+        hyperparameters={"family": "auto", "tuning_budget_seconds": 30, "num_threads": 2},
+        search={
+            "budget_seconds": 30,
+            "metric": "precision@10",
+            "validation": {},
+            "excluded": {"lightfm": "for the test"},
+            "trials": [
+                _trial(0, "ease", 0.1812),
+                _trial(1, "itemknn", 0.1523),
+                _trial(2, "itemknn", None, "pruned", "stopped: the 30 s budget is spent"),
+            ],
+            "seconds": 30.4,
+            "stopped": "budget spent",
+            "winner": {"number": 0, "family": "ease", "params": {}, "value": 0.1812},
+            "runner_up": {"number": 1, "family": "itemknn", "params": {}, "value": 0.1523},
+            "margin": 0.1812 / 0.1523 - 1,
+        },
+    )
+    page = admin_client.get(run_url(run)).content.decode()
+    assert "auto: tuning_budget_seconds=30, num_threads=2" in page
+    assert "3 trials in 30.4 s of a 30 s budget; ease won: precision@10 0.1812 on " in page
+    assert "19.0% above itemknn (0.1523)" in page
+    assert "lightfm left out: for the test" in page
+    table = page[page.index('id="recsite-trials"') :]
+    assert table.count("<tr") == 4  # the header and a row per trial
+    assert "ease <strong>(winner)</strong>" in table and "lambda=812.5" in table
+    assert "pruned: stopped: the 30 s budget is spent" in table
+    chart = page[page.index('id="recsite-search"') : page.index('id="recsite-trials"')]
+    assert "<svg" in chart and "Validation precision@10 per trial" in chart
+    assert 'data-series="best so far"' in chart and 'data-series="itemknn"' in chart
+
+
+def test_a_run_that_did_not_search_has_no_search_section(admin_client):
+    page = admin_client.get(run_url(TrainingRunFactory())).content.decode()
+    assert 'id="recsite-search"' not in page
 
 
 def test_the_recommender_form_stores_the_chosen_family_and_only_changed_values(admin_client):

@@ -28,6 +28,7 @@ def shop(transactional_db, settings, tmp_path, eager_celery):
     demo_data_generate(users=100, items=60, events=4000, seed=7, days=20)
     recommender = RecommenderFactory(name="default")
     for field, value in {
+        "algorithm": "lightfm",
         "hyperparameters": {"lightfm": {"epochs": 3, "no_components": 8}},
         "num_threads": 1,
         "gate_min_users": 1,

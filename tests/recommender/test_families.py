@@ -24,7 +24,7 @@ def test_every_default_passes_its_own_check_and_has_a_help_text(family):
 
 def test_every_algorithm_but_auto_is_a_family():
     assert set(Algorithm.values) - set(FAMILIES) == {"auto"}
-    with pytest.raises(FamilyUnavailable, match="'auto' cannot be trained yet"):
+    with pytest.raises(FamilyUnavailable, match="'auto' is not a model family"):
         family_get("auto")
 
 
@@ -52,18 +52,44 @@ def test_the_stored_hyperparameters_are_checked_per_family_naming_each_problem()
 
 
 def test_a_runs_overrides_are_its_familys_parameters_and_the_run_settings():
-    itemknn = FAMILIES["itemknn"]
-    assert run_overrides_clean(itemknn, {"neighbours": 50.0, "num_threads": 1}) == {
+    assert run_overrides_clean("itemknn", {"neighbours": 50.0, "num_threads": 1}) == {
         "neighbours": 50,
         "num_threads": 1,
     }
     with pytest.raises(ValidationError) as caught:
-        run_overrides_clean(itemknn, {"similarity": "jaccard", "random_seed": -1, "lambda": 3})
-    assert set(caught.value.message_dict) == {"similarity", "random_seed", "lambda"}
+        run_overrides_clean(
+            "itemknn",
+            {"similarity": "jaccard", "random_seed": -1, "lambda": 3, "tuning_budget_seconds": 5},
+        )
+    assert set(caught.value.message_dict) == {
+        "similarity",
+        "random_seed",
+        "lambda",
+        "tuning_budget_seconds",
+    }
+
+
+def test_an_auto_runs_overrides_are_its_budget_and_the_run_settings_not_parameters():
+    assert run_overrides_clean("auto", {"tuning_budget_seconds": 30.0, "random_seed": 3}) == {
+        "tuning_budget_seconds": 30,
+        "random_seed": 3,
+    }
+    with pytest.raises(ValidationError) as caught:
+        run_overrides_clean("auto", {"tuning_budget_seconds": 0, "lambda": 3})
+    messages = caught.value.message_dict
+    assert set(messages) == {"tuning_budget_seconds", "lambda"}
+    assert "searches the families' hyper-parameters itself" in messages["lambda"][0]
 
 
 def test_what_a_run_fits_is_recorded_whole():
     values = {"hyperparameters": {"svd": {"factors": 16}}, "num_threads": 4, "random_seed": 7}
     assert run_hyperparameters(
-        recommender_values=values, family=FAMILIES["svd"], overrides={"n_iter": 3, "random_seed": 1}
+        recommender_values=values, algorithm="svd", overrides={"n_iter": 3, "random_seed": 1}
     ) == {"family": "svd", "factors": 16, "n_iter": 3, "num_threads": 4, "random_seed": 1}
+
+
+def test_an_auto_run_records_its_budget_and_run_settings():
+    values = {"hyperparameters": {}, "num_threads": 2, "random_seed": 7, "tuning_budget_seconds": 9}
+    assert run_hyperparameters(
+        recommender_values=values, algorithm="auto", overrides={"tuning_budget_seconds": 60}
+    ) == {"family": "auto", "tuning_budget_seconds": 60, "num_threads": 2, "random_seed": 7}

@@ -168,7 +168,11 @@ def test_runs_with_redis_down_and_restarted_are_refused_or_sent_again_and_train_
     demo_data_generate(users=200, items=100, events=12_000, seed=11, days=28)
     for name in ("default", "other"):
         Recommender.objects.update_or_create(
-            name=name, defaults={"hyperparameters": {"lightfm": {"epochs": 5, "no_components": 16}}}
+            name=name,
+            defaults={
+                "algorithm": "lightfm",
+                "hyperparameters": {"lightfm": {"epochs": 5, "no_components": 16}},
+            },
         )
     key = api_key(make_api_client, Scope.TRAINING_WRITE)
     env = {"REDIS_URL": private.url(), "RECSITE_RUN_REQUEUE_AFTER_SECONDS": "1"}

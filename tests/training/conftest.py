@@ -16,6 +16,7 @@ def worker_recommender(worker_env) -> Recommender:
     demo_data_generate(users=200, items=100, events=12_000, seed=11, days=28)
     # get_or_create: a transactional test's flush also removes the migration's row.
     recommender, _ = Recommender.objects.get_or_create(name="default")
+    recommender.algorithm = "lightfm"  # a fresh install's default is auto
     recommender.hyperparameters = {"lightfm": {"epochs": 5, "no_components": 16}}
     # Successive runs share their data, so no held-out event is newer than the champion:
     # these tests are about workers, not the gate, so let such a run be promoted.
@@ -30,6 +31,7 @@ def recommender(artifact_dir) -> Recommender:
     process in about a second (5 epochs, 16 components)."""
     demo_data_generate(users=150, items=80, events=6000, seed=7, days=28)
     recommender = Recommender.objects.get(name="default")
+    recommender.algorithm = "lightfm"  # a fresh install's default is auto
     recommender.hyperparameters = {"lightfm": {"epochs": 5, "no_components": 16}}
     recommender.save()
     return recommender

@@ -2,7 +2,7 @@
 
 import pytest
 
-from recommender.models import Scope, VersionStatus
+from recommender.models import Recommender, Scope, VersionStatus
 from tests.factories import ModelVersionFactory, RecommenderFactory, TrainingRunFactory
 from training.models import RunStatus, TrainingRun
 
@@ -12,6 +12,13 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def trainer(make_api_client):
     return make_api_client(Scope.TRAINING_WRITE)
+
+
+@pytest.fixture(autouse=True)
+def default_is_lightfm(db):
+    """These runs check LightFM's overrides against the recommender's family (a fresh
+    install's ``default`` is auto, which takes none)."""
+    Recommender.objects.filter(name="default").update(algorithm="lightfm")
 
 
 def test_start_a_run_answers_202_and_enqueues_after_commit(
@@ -127,11 +134,40 @@ def test_the_schema_documents_each_familys_overrides(trainer):
     run = components["TrainingRunInputRequest"]["properties"]
     ref = run["algorithm"]["allOf"][0]["$ref"]  # the enum, with the field's description
     algorithms = components[ref.rsplit("/", 1)[1]]["enum"]
-    assert "ease" in algorithms and "auto" not in algorithms
+    assert "ease" in algorithms and "auto" in algorithms
     text = run["overrides"]["description"]
     assert "num_threads (from 1 to 64; default 2)" in text
     assert "lightfm: no_components (from 1 to 512; default 32)" in text
     assert "ease: lambda (greater than 0 and at most 1e+07; default 300.0)" in text
+    assert "auto (searches the families itself): tuning_budget_seconds (from 1 to 86400" in text
+
+
+def test_an_auto_run_takes_a_budget_and_refuses_hyper_parameters(trainer):
+    response = trainer.post(
+        "/api/v1/training-runs",
+        {"algorithm": "auto", "overrides": {"lambda": 50, "tuning_budget_seconds": 0}},
+        format="json",
+    )
+    assert response.status_code == 400
+    detail = response.json()["error"]["detail"]["overrides"]
+    assert "searches the families' hyper-parameters itself" in detail["lambda"][0]
+    assert "0 is out of range" in detail["tuning_budget_seconds"][0]
+    response = trainer.post(
+        "/api/v1/training-runs",
+        {"algorithm": "auto", "overrides": {"tuning_budget_seconds": 30}},
+        format="json",
+    )
+    assert response.status_code == 202, response.content
+    run = TrainingRun.objects.get()
+    detail = trainer.get(f"/api/v1/training-runs/{run.pk}").json()
+    assert detail["search"] == {}  # filled as the run searches
+    assert "search" not in trainer.get("/api/v1/training-runs").json()["results"][0]
+    assert run.hyperparameters == {
+        "family": "auto",
+        "tuning_budget_seconds": 30,
+        "num_threads": 2,
+        "random_seed": 42,
+    }
 
 
 def test_a_run_of_another_family_checks_its_overrides_against_that_family(trainer):

@@ -55,6 +55,7 @@ def test_a_restore_from_an_older_backup_then_training_again_does_not_collide(
     settings.RECSITE_ARTIFACT_DIR = artifacts
     demo_data_generate(users=150, items=80, events=6000, seed=7, days=28)
     recommender, _ = Recommender.objects.get_or_create(name="default")
+    recommender.algorithm = "lightfm"
     recommender.hyperparameters = {"lightfm": {"epochs": 5, "no_components": 16}}
     recommender.save()
     first = train(recommender)

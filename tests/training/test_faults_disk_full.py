@@ -70,6 +70,7 @@ def tiny_store(settings, tmp_path) -> Iterator[Path]:
 def recommender(tiny_store) -> Recommender:
     demo_data_generate(users=150, items=80, events=6000, seed=7, days=28)
     recommender = Recommender.objects.get(name="default")
+    recommender.algorithm = "lightfm"
     recommender.hyperparameters = {"lightfm": {"epochs": 3, "no_components": SMALL}}
     # Gates are not under test: every run that writes its artifact is promoted.
     recommender.gate_min_lift_over_popularity = -1.0

@@ -15,7 +15,10 @@ pytestmark = pytest.mark.django_db
 def recommender(settings, tmp_path):
     settings.RECSITE_ARTIFACT_DIR = tmp_path / "artifacts"
     demo_data_generate(users=100, items=60, events=4000, seed=3, days=21)
-    return Recommender.objects.get(name="default")
+    recommender = Recommender.objects.get(name="default")
+    recommender.algorithm = "lightfm"  # a fresh install's default is auto
+    recommender.save()
+    return recommender
 
 
 def retrain(*args):

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from recommender.families import FAMILIES
-from recommender.models import Event
+from recommender.models import Event, Recommender
 from tests.factories import EventFactory, ModelVersionFactory, RecommenderFactory
 from training.exceptions import (
     InvalidTrainingOptions,
@@ -161,10 +161,27 @@ def test_create_records_another_family_with_the_recommenders_stored_values():
     }
 
 
-def test_create_refuses_auto_until_the_search_exists():
+def test_create_records_an_auto_run_with_its_budget():
+    recommender = RecommenderFactory(tuning_budget_seconds=45)
+    run = _create(recommender, options={"algorithm": "auto", "overrides": {"random_seed": 3}})
+    assert run.options["algorithm"] == "auto"
+    assert run.hyperparameters == {
+        "family": "auto",
+        "tuning_budget_seconds": 45,
+        "num_threads": 2,
+        "random_seed": 3,
+    }
+
+
+def test_create_refuses_an_unknown_algorithm():
     with pytest.raises(InvalidTrainingOptions) as exc:
-        _create(RecommenderFactory(), options={"algorithm": "auto"})
-    assert "algorithm 'auto' cannot be trained yet" in exc.value.detail["algorithm"][0]
+        _create(RecommenderFactory(), options={"algorithm": "deep"})
+    assert "'deep' is not an algorithm" in exc.value.detail["algorithm"][0]
+
+
+def test_a_recommender_created_without_choosing_is_auto_with_the_demo_budget():
+    recommender = Recommender.objects.create(name="fresh")
+    assert (recommender.algorithm, recommender.tuning_budget_seconds) == ("auto", 10)
 
 
 def test_create_refuses_another_familys_parameter_under_its_name():

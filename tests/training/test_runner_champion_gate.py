@@ -77,6 +77,7 @@ def world(artifact_dir):
         data_window={"start": None, "end": champion_data_end.isoformat()}
     )
     recommender = Recommender.objects.get(name="default")
+    recommender.algorithm = "lightfm"
     recommender.event_weights = {"view": 1.0}
     recommender.holdout_fraction = 0.3
     recommender.eval_k = 2

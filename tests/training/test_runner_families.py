@@ -74,17 +74,27 @@ def test_a_run_of_each_family_writes_its_artifact_and_records_its_parameters(
     assert f"fit {family}: step" in run.log
 
 
-def test_the_popularity_family_cannot_pass_the_popularity_gate(groups):
+def test_popularity_without_decay_skips_the_popularity_gate_saying_why(groups):
     run = run_now(groups, algorithm="popularity")
     assert run.status == RunStatus.SUCCEEDED, run.error
-    assert run.decision == Decision.REJECTED
-    assert "beats_popularity failed" in run.decision_reason
+    assert run.decision == Decision.PROMOTED, run.decision_reason
+    gate = next(g for g in run.gate_results if g["name"] == "beats_popularity")
+    assert (gate["passed"], gate["skipped"]) == (True, True)
+    assert "the candidate is the popularity baseline itself" in gate["message"]
+    assert "beats_popularity: Skipped: the candidate is the popularity baseline" in run.log
     assert run.hyperparameters == {
         "family": "popularity",
         "half_life_days": 0.0,
         "num_threads": 2,
         "random_seed": 42,
     }
+
+
+def test_popularity_with_a_decay_is_gated_against_the_baseline(groups):
+    run = run_now(groups, algorithm="popularity", overrides={"half_life_days": 3.0})
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    gate = next(g for g in run.gate_results if g["name"] == "beats_popularity")
+    assert not gate["skipped"]
 
 
 def test_an_item_item_run_beats_popularity_and_takes_its_overrides(recommender):

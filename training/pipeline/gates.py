@@ -124,10 +124,25 @@ def _at_least(value: float, threshold: float) -> bool:
 
 
 def gate_beats_popularity(
-    candidate: Mapping[str, float], popularity: Mapping[str, float], config: GateConfig
+    candidate: Mapping[str, float],
+    popularity: Mapping[str, float],
+    config: GateConfig,
+    candidate_is_baseline: bool = False,
 ) -> GateResult:
-    """The candidate must score strictly above popularity and by at least the margin."""
+    """The candidate must score strictly above popularity and by at least the margin.
+    Skipped, saying why, when the candidate *is* that baseline (the popularity family
+    without decay ranks exactly as it does, so it could never pass)."""
     key = config.key_metric
+    if candidate_is_baseline:
+        return GateResult(
+            "beats_popularity",
+            True,
+            _metric(candidate, key),
+            _metric(popularity, key),
+            "Skipped: the candidate is the popularity baseline itself (popularity without "
+            "decay), so it cannot beat it; the other gates decide.",
+            skipped=True,
+        )
     cand, pop = _metric(candidate, key), _metric(popularity, key)
     if cand is None or pop is None:
         missing = "candidate" if cand is None else "popularity baseline"
@@ -236,15 +251,17 @@ def run_gates(
     popularity: Mapping[str, float],
     champion: ChampionComparison | None,
     champion_unavailable: str | None = None,
+    candidate_is_baseline: bool = False,
 ) -> tuple[GateResult, ...]:
     """Every gate, in the order they are shown and checked. ``candidate`` and
     ``popularity`` are measured on the whole holdout; ``champion`` pairs the champion with
-    the candidate on the champion's holdout."""
+    the candidate on the champion's holdout. ``candidate_is_baseline``: the candidate is
+    the popularity baseline itself (``gate_beats_popularity``)."""
     return (
         _minimum_gate("min_users", "users", data.n_users, config.min_users),
         _minimum_gate("min_items", "items", data.n_items, config.min_items),
         _minimum_gate("min_events", "events", data.n_events, config.min_events),
-        gate_beats_popularity(candidate, popularity, config),
+        gate_beats_popularity(candidate, popularity, config, candidate_is_baseline),
         gate_not_worse_than_champion(champion, config, champion_unavailable),
     )
 

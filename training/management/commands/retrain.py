@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from recommender.config_schema import SETTINGS, run_overrides_clean
 from recommender.exceptions import RecsiteError
-from recommender.families import FAMILIES, FamilyUnavailable, family_get
+from recommender.families import FAMILIES, Algorithm, FamilyUnavailable
 from recommender.selectors import recommender_get
 from recommender.setting_types import BOOL, FLOAT, INT, Setting
 from training.exceptions import TrainingAlreadyRunning
@@ -34,7 +34,11 @@ class ExitCode(IntEnum):
 # an option of its own name (``--no-components``, ``--lambda``) and ``--set NAME=VALUE``.
 # The allowed values are the schemas' (recommender.config_schema, recommender.families),
 # as for the admin form and the API.
-RUN_OPTIONS = {"threads": "num_threads", "seed": "random_seed"}
+RUN_OPTIONS = {
+    "threads": "num_threads",
+    "seed": "random_seed",
+    "time_budget": "tuning_budget_seconds",
+}
 PARAMS: dict[str, Setting] = {
     param.name: param for family in FAMILIES.values() for param in family.params
 }
@@ -77,7 +81,9 @@ class Command(BaseCommand):
     help = (
         "Train a recommender now, in the foreground, with live progress: load the events, "
         "fit its model family (--algorithm; hyper-parameters with their own options or "
-        "--set NAME=VALUE), evaluate it next to the popularity baseline and the active version, "
+        "--set NAME=VALUE) or, with auto, search the families and their hyper-parameters "
+        "for --time-budget seconds and fit the winner; evaluate it next to the popularity "
+        "baseline and the active version, "
         "apply the gates and the promotion policy. Prints the metric table and the "
         "decision. Exit codes: 0 done (promoted, or kept as a candidate: the output says "
         "which), 1 the run failed, 2 bad arguments, 3 a gate rejected the candidate, "
@@ -98,8 +104,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--algorithm",
-            choices=list(FAMILIES),
-            help="the model family for this run (default: the recommender's)",
+            choices=list(Algorithm.values),
+            help="the model family for this run, or auto (default: the recommender's)",
         )
         parser.add_argument(
             "--set",
@@ -111,10 +117,12 @@ class Command(BaseCommand):
             help="override one of the family's hyper-parameters (repeatable)",
         )
         for dest, setting in RUN_OPTIONS.items():
+            only = " (auto only)" if setting == "tuning_budget_seconds" else ""
             parser.add_argument(
                 _option(dest),
                 type=ARGPARSE_TYPES[SETTINGS[setting].kind],
-                help=f"override the recommender's {setting} ({SETTINGS[setting].range_text()})",
+                help=f"override the recommender's {setting}{only} "
+                f"({SETTINGS[setting].range_text()})",
             )
         for name, param in PARAMS.items():
             parser.add_argument(
@@ -173,7 +181,7 @@ def _overrides(opts: dict, algorithm: str) -> dict:
     for name, value in opts["assignments"]:
         given[name], option[name] = value, f"--set {name}"
     try:
-        return run_overrides_clean(family_get(algorithm), given)
+        return run_overrides_clean(algorithm, given)
     except FamilyUnavailable as exc:
         raise CommandError(f"--algorithm: {exc}", returncode=ExitCode.BAD_ARGUMENTS) from exc
     except ValidationError as exc:
