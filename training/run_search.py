@@ -30,7 +30,8 @@ from training.pipeline.matrices import Interactions
 from training.pipeline.split import Split
 from training.search.budget import Budget, Clock
 from training.search.outcome import outcome_text, search_outcome
-from training.search.study import COMPLETE, SearchConfig, TrialRecord, run_search
+from training.search.records import COMPLETE, TrialRecord
+from training.search.study import SearchConfig, run_search
 from training.search.validation import search_data
 from training.services import training_run_search_record
 

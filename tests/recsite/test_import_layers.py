@@ -207,22 +207,44 @@ def test_a_relative_import_is_resolved_to_its_package():
     assert found.imported == ("training",)
 
 
-def test_a_fresh_process_registers_the_task_that_eager_mode_applies_by_name():
-    """``training.services`` applies ``run_training`` by name in eager mode without
-    importing the task module; ``TrainingConfig.ready`` must have registered it."""
-    code = (
-        "import django; django.setup()\n"
-        "from celery import current_app\n"
-        "from training.services import RUN_TRAINING_TASK\n"
-        "print(RUN_TRAINING_TASK in current_app.tasks)\n"
-    )
+def fresh_process(code: str, **env: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", "import django; django.setup()\n" + code],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "recsite.settings", "DEBUG": "true"},
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "recsite.settings", "DEBUG": "true", **env},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "True"
+    return result.stdout.strip()
+
+
+REGISTERED = (
+    "from celery import current_app\n"
+    "from training.services import RUN_TRAINING_TASK\n"
+    "print(RUN_TRAINING_TASK in current_app.tasks)\n"
+)
+
+
+def test_eager_mode_registers_the_task_it_applies_by_name():
+    """``training.services`` applies ``run_training`` by name in eager mode without
+    importing the task module; ``TrainingConfig.ready`` must have registered it."""
+    assert fresh_process(REGISTERED, CELERY_TASK_ALWAYS_EAGER="true") == "True"
+
+
+def test_a_worker_registers_the_tasks_through_autodiscovery():
+    code = "from recsite.celery import app\napp.loader.import_default_modules()\n" + REGISTERED
+    assert fresh_process(code, CELERY_TASK_ALWAYS_EAGER="false") == "True"
+
+
+def test_a_web_process_loads_no_fitting_library():
+    """The URLconf (admin included) and the serving path, as a web worker imports them,
+    load none of what only training needs: they doubled a serving worker's memory."""
+    code = (
+        "import sys, recsite.urls, recsite.wsgi_serving\n"
+        "heavy = ('sklearn', 'implicit', 'lightfm', 'optuna', 'training.tasks', "
+        "'training.runner', 'training.families')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    assert fresh_process(code, CELERY_TASK_ALWAYS_EAGER="false") == "[]"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from training.search.study import SearchResult, TrialRecord
+from training.search.records import SearchResult, TrialRecord
 
 
 def _summary(record: TrialRecord | None) -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,32 +44,18 @@ from training.families.base import FamilyLimitExceeded, FitContext
 from training.families.fit import family_scorer, fit_family
 from training.pipeline.metrics import evaluate
 from training.search.budget import Budget, Clock, CostModel, TrialOverrun, ease_prior_seconds
+from training.search.records import COMPLETE, FAILED, PRUNED, SearchResult, TrialRecord
 from training.search.space import default_trial, suggest
 from training.search.validation import SearchData
 
 # Cheapest first: the defaults the search starts with.
 DEFAULT_ORDER = ("popularity", "svd", "ease", "itemknn", "als", "lightfm")
-COMPLETE, PRUNED, FAILED = "complete", "pruned", "failed"
 # Trials of each family before the priorities decide, and how much a family with few
 # trials is favoured (see the docstring).
 WARMUP = 4
 EXPLORATION = 0.3
 # A fit that fails for its hyper-parameters (not for a bug or a cancel).
 _TRIAL_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError, FamilyLimitExceeded)
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    number: int
-    family: str
-    params: dict[str, Any]  # the family's hyper-parameters (not the run settings)
-    value: float | None  # the key metric on validation; None unless complete
-    seconds: float
-    state: str  # complete, pruned or failed
-    note: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -81,30 +67,6 @@ class SearchConfig:
     num_threads: int = 1
     families: tuple[str, ...] = DEFAULT_ORDER
     ease_max_items: int = 20_000
-
-
-@dataclass
-class SearchResult:
-    trials: list[TrialRecord]
-    seconds: float
-    stopped: str  # why the search ended
-    excluded: dict[str, str] = field(default_factory=dict)  # family -> why left out
-
-    @property
-    def completed(self) -> list[TrialRecord]:
-        return [t for t in self.trials if t.state == COMPLETE]
-
-    @property
-    def best(self) -> TrialRecord | None:
-        """The best complete trial (the earliest of equals)."""
-        return max(self.completed, key=lambda t: (t.value, -t.number), default=None)
-
-    @property
-    def runner_up(self) -> TrialRecord | None:
-        """The best complete trial of another family than the winner's."""
-        best = self.best
-        others = [t for t in self.completed if best is not None and t.family != best.family]
-        return max(others, key=lambda t: (t.value, -t.number), default=None)
 
 
 def _excluded(config: SearchConfig, n_items: int) -> dict[str, str]:
