@@ -50,6 +50,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import mmap
 import os
 import re
 import shutil
@@ -459,6 +460,17 @@ def _verify_file(path: Path, expected: Mapping[str, Any]) -> None:
         raise ArtifactError("checksum_mismatch", f"{path.name} fails its sha256", file=path.name)
 
 
+def memory_mapped(array: np.ndarray) -> bool:
+    """Whether ``array`` reads a file mapping (shared page cache) rather than memory of
+    its own."""
+    base: Any = array
+    while base is not None:
+        if isinstance(base, mmap.mmap):
+            return True
+        base = getattr(base, "base", None)
+    return False
+
+
 def _load_npy(path: Path, entry: Mapping[str, Any], mmap: bool) -> np.ndarray:
     """Read the header first (refusing object dtypes outright), then load without pickle."""
     try:
@@ -482,7 +494,9 @@ def _load_npy(path: Path, entry: Mapping[str, Any], mmap: bool) -> np.ndarray:
             "dtype_mismatch", f"{path.name} is {dtype.str}, the manifest says {entry.get('dtype')}"
         )
     try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        # A plain ndarray view of the mapping, not the ``np.memmap`` subclass: each slice
+        # of a memmap runs Python-level ``__array_finalize__``, several per request.
+        return np.asarray(np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None))
     except ValueError as exc:
         raise ArtifactError("corrupt_file", f"{path.name}: {exc}")
 

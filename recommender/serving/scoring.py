@@ -156,6 +156,12 @@ def mask(scores: np.ndarray, indices: np.ndarray) -> None:
     scores[indices] = MASKED
 
 
+def mask_known(scores: np.ndarray, indices: np.ndarray) -> None:
+    """Exclude ``indices``, every one a position of ``scores`` (the model's own seen
+    items, the catalogue's blocked ones): no bounds filter to pay per request."""
+    scores[indices] = MASKED
+
+
 def restrict(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Keep only ``allowed`` positions; everything else becomes ``-inf``."""
     out = np.full(scores.size, MASKED, dtype=np.float32)
@@ -165,7 +171,7 @@ def restrict(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
 
 def eligible_count(scores: np.ndarray) -> int:
     """How many items are not masked."""
-    return int(scores.size) - int(np.count_nonzero(np.isneginf(scores)))
+    return int(scores.size) - int(np.count_nonzero(scores == MASKED))
 
 
 @dataclass(frozen=True)
@@ -193,7 +199,7 @@ def rank_page(scores: np.ndarray, *, offset: int, limit: int) -> Page:
         threshold = scores[top].min()
         candidates = np.flatnonzero(scores >= threshold)
     else:
-        candidates = np.flatnonzero(~np.isneginf(scores))
+        candidates = np.flatnonzero(scores != MASKED)
     order = np.lexsort((candidates, -scores[candidates]))
     chosen = candidates[order][offset:end]
     return Page(chosen.astype(np.int64), scores[chosen].astype(np.float32), total)

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import redis
 from django.conf import settings
 from prometheus_client import Counter
@@ -49,7 +50,13 @@ _UNCACHED = SEEN_READS.labels("uncached")
 class _Entry:
     token: bytes
     read_at: float
-    item_pks: tuple[int, ...]
+    item_pks: np.ndarray  # int64, read-only: shared by the requests that use it
+
+
+def _as_array(item_pks: Sequence[int]) -> np.ndarray:
+    array = np.asarray(item_pks, dtype=np.int64)
+    array.flags.writeable = False
+    return array
 
 
 class SeenCache:
@@ -70,10 +77,10 @@ class SeenCache:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def recent_item_pks(self, user_id: str) -> Sequence[int]:
+    def recent_item_pks(self, user_id: str) -> np.ndarray:
         if self.capacity <= 0 or not seen_tokens_enabled():
             _UNCACHED.inc()
-            return self._read(user_id)
+            return _as_array(self._read(user_id))
         try:
             token = seen_token(user_id)
             entry = self._entries.get(user_id)
@@ -89,9 +96,9 @@ class SeenCache:
                 token = seen_token_claim(user_id)
         except redis.RedisError:
             _UNCACHED.inc()
-            return self._read(user_id)
+            return _as_array(self._read(user_id))
         read_at = self._clock()
-        item_pks = tuple(self._read(user_id))
+        item_pks = _as_array(self._read(user_id))
         self._put(user_id, _Entry(token, read_at, item_pks))
         _FROM_DATABASE.inc()
         return item_pks
@@ -140,7 +147,7 @@ def seen_cache_reset() -> None:
         _cache = None
 
 
-def recent_item_pks(user_id: str) -> Sequence[int]:
+def recent_item_pks(user_id: str) -> np.ndarray:
     """The keys of the items of the user's ``RECSITE_SEEN_EVENTS_MAX`` most recent events,
     newest first, as the database has them now."""
     return seen_cache().recent_item_pks(user_id)

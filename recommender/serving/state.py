@@ -6,6 +6,7 @@ No database access: everything here is computed from a loaded model and a catalo
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,9 +63,9 @@ class ItemUniverse:
         row = int(self.rows[position])
         return self.source_categories[row] if row >= 0 else ()
 
-    def positions_of_pks(self, pks: list[int]) -> np.ndarray:
+    def positions_of_pks(self, pks: Sequence[int] | np.ndarray) -> np.ndarray:
         """The position of each item key; -1 for items this universe does not hold."""
-        if not pks or self.pks_sorted.size == 0:
+        if len(pks) == 0 or self.pks_sorted.size == 0:
             return _EMPTY
         query = np.asarray(pks, dtype=np.int64)
         at = np.minimum(np.searchsorted(self.pks_sorted, query), self.pks_sorted.size - 1)
@@ -139,7 +140,7 @@ class ServingState:
         self,
         *,
         user_id: str,
-        seen: list[int],
+        seen: Sequence[int] | np.ndarray,
         exclude: list[str],
         category: str | None,
         offset: int,
@@ -151,7 +152,7 @@ class ServingState:
         forgotten = user_id in self.forgotten_users
         user = model.users.position(user_id) if model and not forgotten else None
         scores, fallback = self._scores(user, seen)
-        scoring.mask(scores, self.universe.blocked)
+        scoring.mask_known(scores, self.universe.blocked)
         if category is not None:
             allowed = self.universe.categories.get(category)
             if allowed is None:
@@ -163,15 +164,17 @@ class ServingState:
             scores = scoring.restrict(scores, allowed)
         catalog_total = scoring.eligible_count(scores)
         if user is not None:
-            scoring.mask(scores, model.seen(user))
-        if seen:
+            scoring.mask_known(scores, model.seen(user))
+        if len(seen):
             scoring.mask(scores, self.universe.positions_of_pks(seen))
         if exclude:
             scoring.mask(scores, self.universe.positions(exclude))
         page = scoring.rank_page(scores, offset=offset, limit=limit)
         return Ranking(page, self.universe.ids_at(page.indices), fallback, catalog_total)
 
-    def _scores(self, user: int | None, seen: list[int]) -> tuple[np.ndarray, str | None]:
+    def _scores(
+        self, user: int | None, seen: Sequence[int] | np.ndarray
+    ) -> tuple[np.ndarray, str | None]:
         """Every position's score for one request, and the fallback used (None: the
         model). Factor families score the user's factors (a user unknown at training gets
         popularity); item-item families score the user's current history, ``seen`` (the

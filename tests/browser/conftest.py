@@ -95,6 +95,7 @@ def eager_celery(settings) -> Iterator[None]:
     """Tasks run in the process that sends them, so a run started in the admin trains
     inside the live server."""
     from recsite.celery import app
+    from training import tasks  # noqa: F401  (registered, as a worker's autodiscovery does)
 
     # Read before changing the Django setting: Celery loads its config from the settings
     # lazily, and would otherwise take (and later "restore") the eager value.

@@ -13,6 +13,7 @@ from recommender.artifacts import (
     artifact_name_new,
     delete_artifact,
     load_artifact,
+    memory_mapped,
     partial_artifacts_sweep,
     write_artifact,
 )
@@ -97,7 +98,7 @@ def test_round_trip(tmp_path: Path):
     assert loaded.arrays["user_embeddings"].dtype == np.float32
     assert loaded.arrays["seen_indptr"].dtype == np.int64
     assert loaded.arrays["seen_indices"].dtype == np.int32
-    assert isinstance(loaded.arrays["item_embeddings"], np.memmap)
+    assert memory_mapped(loaded.arrays["item_embeddings"])
     assert not loaded.arrays["item_embeddings"].flags.writeable
     assert loaded.id_maps["users"].tolist() == ["u1", "u2", "u3"]
     assert loaded.id_maps["items"].tolist() == ["a", "b", "c", "ü-é"]
@@ -117,7 +118,7 @@ def test_round_trip(tmp_path: Path):
 
 def test_load_without_mmap_gives_plain_arrays(artifact: Path):
     loaded = load_artifact(artifact, mmap=False)
-    assert not isinstance(loaded.arrays["popularity"], np.memmap)
+    assert not memory_mapped(loaded.arrays["popularity"])
     assert loaded.arrays["popularity"].tolist() == [5, 0, 2, 1]
 
 
@@ -328,7 +329,7 @@ def test_artifact_names_are_unique_and_keep_their_label():
 def test_id_maps_are_a_memory_mapped_blob_and_offsets(artifact: Path):
     loaded = load_artifact(artifact)
     items = loaded.id_maps["items"]
-    assert isinstance(items.blob, np.memmap) and isinstance(items.offsets, np.memmap)
+    assert memory_mapped(items.blob) and memory_mapped(items.offsets)
     assert items.blob.dtype == np.uint8 and items.offsets.dtype == np.int64
     assert bytes(items.blob) == "abcü-é".encode()
     assert items.offsets.tolist() == [0, 1, 2, 3, 8]

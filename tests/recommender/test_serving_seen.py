@@ -61,12 +61,12 @@ def test_a_cached_list_serves_until_the_users_events_change(redis_db):
     write(database, "u", 1)
     cache = make_cache(database)
 
-    assert cache.recent_item_pks("u") == (1,)
-    assert cache.recent_item_pks("u") == (1,)
+    assert cache.recent_item_pks("u").tolist() == [1]
+    assert cache.recent_item_pks("u").tolist() == [1]
     assert database.reads == 1
 
     write(database, "u", 2)  # through any process: the token in Redis is replaced
-    assert cache.recent_item_pks("u") == (2, 1)
+    assert cache.recent_item_pks("u").tolist() == [2, 1]
     assert database.reads == 2
 
 
@@ -75,9 +75,9 @@ def test_a_user_without_a_token_claims_one_and_is_cached(redis_db):
     database.items["quiet"] = [7]  # stored before the cache existed: no token yet
     cache = make_cache(database)
 
-    assert cache.recent_item_pks("quiet") == (7,)
+    assert cache.recent_item_pks("quiet").tolist() == [7]
     assert redis_db.get(f"{KEY_PREFIX}quiet") is not None
-    assert cache.recent_item_pks("quiet") == (7,)
+    assert cache.recent_item_pks("quiet").tolist() == [7]
     assert database.reads == 1
 
 
@@ -88,9 +88,9 @@ def test_an_event_committed_while_the_list_is_read_is_seen_by_the_next_request(r
     # The read sees the table before the event; its writer announces it after the read.
     database.during_read = lambda: write(database, "u", 2)
 
-    assert cache.recent_item_pks("u") == (1,)
+    assert cache.recent_item_pks("u").tolist() == [1]
     database.during_read = None
-    assert cache.recent_item_pks("u") == (2, 1)
+    assert cache.recent_item_pks("u").tolist() == [2, 1]
 
 
 def test_a_token_lost_with_redis_restarting_costs_a_read_not_a_stale_list(redis_db):
@@ -101,7 +101,7 @@ def test_a_token_lost_with_redis_restarting_costs_a_read_not_a_stale_list(redis_
 
     redis_db.flushdb()  # Redis keeps nothing on disk: a restart forgets every token
     database.items["u"].insert(0, 2)  # written while the token was gone
-    assert cache.recent_item_pks("u") == (2, 1)
+    assert cache.recent_item_pks("u").tolist() == [2, 1]
 
 
 def test_a_cached_list_is_read_again_after_max_age_whatever_its_token(redis_db):
@@ -113,9 +113,9 @@ def test_a_cached_list_is_read_again_after_max_age_whatever_its_token(redis_db):
 
     database.items["u"].insert(0, 2)  # a write whose token replacement was lost
     clock.now += 59
-    assert cache.recent_item_pks("u") == (1,)
+    assert cache.recent_item_pks("u").tolist() == [1]
     clock.now += 2
-    assert cache.recent_item_pks("u") == (2, 1)
+    assert cache.recent_item_pks("u").tolist() == [2, 1]
 
 
 def test_the_least_recently_used_user_leaves_a_full_cache(redis_db):
@@ -157,8 +157,8 @@ def test_an_unreachable_redis_reads_the_database_and_ingest_still_succeeds(setti
         database = Database()
         database.items["u"] = [1]
         cache = make_cache(database)
-        assert cache.recent_item_pks("u") == [1]
-        assert cache.recent_item_pks("u") == [1]
+        assert cache.recent_item_pks("u").tolist() == [1]
+        assert cache.recent_item_pks("u").tolist() == [1]
         assert database.reads == 2
         events_written(["u"])  # logged, not raised: the events are stored
         assert "seen tokens not replaced" in caplog.text

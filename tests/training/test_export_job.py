@@ -13,6 +13,7 @@ from recommender.models import ExportJob, ExportStatus, Item
 from recsite.celery import app
 from tests.factories import EventFactory
 from tests.recommender.serving_helpers import create_catalog, create_version, default_spec
+from training import tasks  # noqa: F401  (registered, as a worker's autodiscovery does)
 
 pytestmark = pytest.mark.django_db
 
