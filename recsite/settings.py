@@ -310,6 +310,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a ``status``: name each choice set rather than by a hash.
+    "ENUM_NAME_OVERRIDES": {"TrainingRunStatusEnum": "training.models.RunStatus"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "recsite.openapi.add_error_responses",

@@ -57,7 +57,8 @@ def _statuses(recommender) -> dict[int, str]:
 
 def test_the_default_recommender_exists_after_migrating():
     default = recommender_get(name="default")
-    assert default.algorithm == "lightfm"
+    assert default.algorithm == "auto"  # a fresh install searches the families
+    assert default.tuning_budget_seconds > 0
     assert default.hyperparameters["lightfm"]["loss"] == "warp"  # moved from its column
     assert default.event_weights  # copied from RECSITE_EVENT_TYPES
 
