@@ -30,8 +30,14 @@ from django.conf import settings
 from django.db import transaction
 
 from recommender.models import Event, Recommender
-from recommender.online.attribution_match import LIST_FIELDS, events_match, shown_list
-from recommender.online.attribution_rules import EventFacts, ShownList
+from recommender.online.attribution_match import (
+    LIST_FIELDS,
+    HourKey,
+    events_match,
+    hour_key,
+    shown_list,
+)
+from recommender.online.attribution_rules import EventFacts
 from recommender.online.ids import recommendation_id_parse
 from recommender.online.metrics import EVENTS_ATTRIBUTED
 from recommender.online.models import (
@@ -47,8 +53,6 @@ CURSOR_NAME = "default"
 LISTS_PER_BATCH = 20_000
 EVENTS_PER_BATCH = 10_000
 
-# (hour, recommender_id, model_version, experiment_id, arm, position)
-HourKey = tuple[datetime, int, int, int, str, int]
 # (experiment_id, arm, user)
 UserKey = tuple[int, str, str]
 LISTS, IMPRESSIONS, CLICKS, CONVERSIONS = range(4)
@@ -82,21 +86,6 @@ def attribution_run(*, now: datetime) -> AttributionResult:
     return result
 
 
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def _hour_key(shown: ShownList, position: int) -> HourKey:
-    return (
-        _hour(shown.created_at),
-        shown.recommender_id,
-        shown.model_version,
-        shown.experiment_id,
-        shown.arm,
-        position,
-    )
-
-
 @transaction.atomic
 def _lists_batch(*, now: datetime, result: AttributionResult) -> bool:
     """Count the impressions of the next settled lists; False when none was left."""
@@ -117,9 +106,9 @@ def _lists_batch(*, now: datetime, result: AttributionResult) -> bool:
     per_user: dict[UserKey, list[int]] = defaultdict(lambda: [0, 0, 0])
     for row in rows:
         shown = shown_list(row)
-        hourly[_hour_key(shown, shown.first_position)][LISTS] += 1
+        hourly[hour_key(shown, shown.first_position)][LISTS] += 1
         for index in range(len(shown.item_ids)):
-            hourly[_hour_key(shown, shown.first_position + index)][IMPRESSIONS] += 1
+            hourly[hour_key(shown, shown.first_position + index)][IMPRESSIONS] += 1
         if shown.experiment_id and shown.user_id:
             per_user[(shown.experiment_id, shown.arm, shown.user_id)][0] += len(shown.item_ids)
     _hourly_add(hourly)
@@ -167,22 +156,23 @@ def _events_batch(*, now: datetime, result: AttributionResult) -> bool:
     window = timedelta(seconds=settings.RECSITE_ATTRIBUTION_WINDOW_SECONDS)
     skew = timedelta(seconds=settings.RECSITE_EVENT_FUTURE_TOLERANCE_SECONDS)
     matches = events_match(facts, window=window, skew=skew)
-    kinds = _event_kinds({found.list.recommender_id for found in matches if found.list})
+    kinds = _event_kinds({where[1] for where, _ in matches if where is not None})
     hourly: dict[HourKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     per_user: dict[UserKey, list[int]] = defaultdict(lambda: [0, 0, 0])
     attributed = unknown = 0
-    for fact, row, found in zip(facts, rows, matches, strict=True):
-        unknown += found.unknown_id
-        if found.list is None:
+    for fact, row, (where, unknown_id) in zip(facts, rows, matches, strict=True):
+        unknown += unknown_id
+        if where is None:
             continue
         attributed += 1
-        clicks, conversions = kinds.get(found.list.recommender_id, ((), ()))
-        counts = hourly[_hour_key(found.list, found.position)]
+        _, recommender_id, _, experiment_id, arm, _ = where
+        clicks, conversions = kinds.get(recommender_id, ((), ()))
+        counts = hourly[where]
         is_click, is_conversion = row["event_type"] in clicks, row["event_type"] in conversions
         counts[CLICKS] += is_click
         counts[CONVERSIONS] += is_conversion
-        if found.list.experiment_id and (is_click or is_conversion):
-            stat = per_user[(found.list.experiment_id, found.list.arm, fact.user_id)]
+        if experiment_id and (is_click or is_conversion):
+            stat = per_user[(experiment_id, arm, fact.user_id)]
             stat[1] += is_click
             stat[2] += is_conversion
     _hourly_add({key: counts for key, counts in hourly.items() if any(counts)})

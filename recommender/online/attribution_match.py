@@ -5,8 +5,9 @@
   in as arrays (``unnest``); per event, the named list is joined by its key and the
   latest list of that user in the window that holds the item is found by a backward
   scan of the (user, time) index filtered by ``item_ids ? item`` (``LIMIT 1``); the
-  item's position is computed in the database for those lists only. Python sees one
-  row per event: no list's items are decoded, no row of a non-matching list read.
+  item's position is computed in the database for those lists only. Python gets one
+  row per event, already reduced to where it counts (``HourKey``): no list's items are
+  decoded, no row of a non-matching list read.
 - ``events_match_python`` (any database, SQLite in development): reads every list of the
   batch's users in the batch's time span and applies ``attribute`` in memory.
 
@@ -19,19 +20,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Q
 
 from recommender.online.attribution_rules import (
-    Attribution,
     EventFacts,
     ShownList,
     attribute,
     user_lists_index,
 )
 from recommender.online.models import ServedList
+
+# Where an impression or an attributed event counts:
+# (hour, recommender_id, model_version, experiment_id, arm, position).
+HourKey = tuple[datetime, int, int, int, str, int]
+# Per event: where it counts (None: attributed to no list), and whether it named a
+# recommendation id that matches no list.
+Credit = tuple[HourKey | None, bool]
 
 LIST_FIELDS = (
     "id",
@@ -61,11 +68,26 @@ def shown_list(row: Mapping) -> ShownList:
     )
 
 
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def hour_key(shown: ShownList, position: int) -> HourKey:
+    return (
+        hour_of(shown.created_at),
+        shown.recommender_id,
+        shown.model_version,
+        shown.experiment_id,
+        shown.arm,
+        position,
+    )
+
+
 def events_match(
     facts: Sequence[EventFacts], *, window: timedelta, skew: timedelta
-) -> list[Attribution]:
-    """Per event of ``facts``, in order, the list it is attributed to (if any), the
-    item's position in it and whether it named an unknown id."""
+) -> list[Credit]:
+    """Per event of ``facts``, in order: where it counts (the list it is attributed to,
+    the item's position in it) and whether it named an unknown id."""
     if not facts:
         return []
     if connection.vendor == "postgresql":
@@ -75,30 +97,37 @@ def events_match(
 
 # -- PostgreSQL: one statement per batch -------------------------------------------------
 
-_POSITION = """(SELECT min(t.ord) FROM jsonb_array_elements_text({list}.item_ids)
-                   WITH ORDINALITY AS t(item, ord) WHERE t.item = ev.item_id)"""
+# The 1-based ordinal of the event's item in a list's items (jsonb equality: a string).
+_ORDINAL = """(SELECT min(t.ord) FROM jsonb_array_elements({list}.item_ids)
+                  WITH ORDINALITY AS t(item, ord) WHERE t.item = to_jsonb(ev.item_id))"""
 
+_COLUMNS = ("recommender_id", "model_version", "experiment_id", "arm")
+
+# Rule 1 (``nm``): the named list, if it fits; rule 2 (``l``) only for events rule 1 did
+# not place (its condition on ``nm`` is a one-time filter: no index scan otherwise).
 _MATCH_SQL = f"""
 WITH ev AS (
     SELECT * FROM unnest(%(users)s::text[], %(items)s::text[], %(times)s::timestamptz[],
                          %(named)s::uuid[]) WITH ORDINALITY
         AS ev(user_id, item_id, at, named_id, idx)
 )
-SELECT ev.idx,
-       n.id IS NOT NULL,
-       CASE WHEN n.user_external_id IN ('', ev.user_id)
-             AND n.created_at >= ev.at - %(window)s AND n.created_at <= ev.at + %(skew)s
-            THEN n.first_position - 1 + {_POSITION.format(list="n")} END,
-       n.created_at, n.recommender_id, n.model_version, n.experiment_id, n.arm,
-       l.id, l.first_position - 1 + {_POSITION.format(list="l")},
-       l.created_at, l.recommender_id, l.model_version, l.experiment_id, l.arm
+SELECT n.id IS NOT NULL,
+       coalesce(nm.position, l.first_position - 1 + {_ORDINAL.format(list="l")}),
+       {", ".join(f"CASE WHEN nm.position IS NULL THEN l.{c} ELSE n.{c} END" for c in _COLUMNS)},
+       floor(extract(epoch FROM CASE WHEN nm.position IS NULL THEN l.created_at
+                                     ELSE n.created_at END) / 3600)::bigint
 FROM ev
 LEFT JOIN recommender_servedlist n ON n.id = ev.named_id
 LEFT JOIN LATERAL (
-    SELECT s.id, s.item_ids, s.first_position, s.created_at, s.recommender_id,
-           s.model_version, s.experiment_id, s.arm
+    SELECT n.first_position - 1 + {_ORDINAL.format(list="n")} AS position
+    WHERE n.user_external_id IN ('', ev.user_id)
+      AND n.created_at >= ev.at - %(window)s AND n.created_at <= ev.at + %(skew)s
+) nm ON true
+LEFT JOIN LATERAL (
+    SELECT s.item_ids, s.first_position, s.created_at, {", ".join(f"s.{c}" for c in _COLUMNS)}
     FROM recommender_servedlist s
-    WHERE s.user_external_id = ev.user_id
+    WHERE nm.position IS NULL
+      AND s.user_external_id = ev.user_id
       AND s.created_at <= ev.at AND s.created_at >= ev.at - %(window)s
       AND s.item_ids ? ev.item_id
     ORDER BY s.created_at DESC, s.id DESC
@@ -108,50 +137,36 @@ ORDER BY ev.idx
 """
 
 
-def _found(list_id: uuid.UUID, user_id: str, values: Sequence) -> ShownList:
-    """The matched list as far as the aggregates need it (its items are not read)."""
-    created_at, recommender_id, model_version, experiment_id, arm = values
-    return ShownList(
-        id=list_id,
-        user_id=user_id,
-        created_at=created_at,
-        item_ids=(),
-        recommender_id=recommender_id,
-        model_version=model_version or 0,
-        experiment_id=experiment_id or 0,
-        arm=arm,
-    )
-
-
 def events_match_sql(
     facts: Sequence[EventFacts], *, window: timedelta, skew: timedelta
-) -> list[Attribution]:
+) -> list[Credit]:
     params = {
         "users": [fact.user_id for fact in facts],
         "items": [fact.item_id for fact in facts],
         "times": [fact.timestamp for fact in facts],
-        "named": [
-            str(fact.recommendation_id) if fact.recommendation_id else None for fact in facts
-        ],
+        "named": [str(fact.recommendation_id or "") or None for fact in facts],
         "window": window,
         "skew": skew,
     }
     with connection.cursor() as cursor:
+        # JIT compiling costs more than this statement's per-row work saves.
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(_MATCH_SQL, params)
         rows = cursor.fetchall()
-    results = []
+    hours: dict[int, datetime] = {}
+    credits: list[Credit] = []
     for fact, row in zip(facts, rows, strict=True):
-        named_found, named_position = row[1], row[2]
+        named_found, position, recommender_id, version, experiment_id, arm, hour = row
         unknown = fact.names_a_list and not named_found
-        if named_position is not None:
-            shown = _found(fact.recommendation_id, fact.user_id, row[3:8])
-            results.append(Attribution(shown, named_position, unknown_id=False))
-        elif row[8] is not None:
-            shown = _found(row[8], fact.user_id, row[10:15])
-            results.append(Attribution(shown, row[9], unknown_id=unknown))
-        else:
-            results.append(Attribution(None, None, unknown_id=unknown))
-    return results
+        if position is None:
+            credits.append((None, unknown))
+            continue
+        when = hours.get(hour)
+        if when is None:
+            when = hours[hour] = datetime.fromtimestamp(hour * 3600, UTC)
+        where = (when, recommender_id, version or 0, experiment_id or 0, arm, position)
+        credits.append((where, unknown))
+    return credits
 
 
 # -- Any database: the rules in memory ---------------------------------------------------
@@ -159,19 +174,21 @@ def events_match_sql(
 
 def events_match_python(
     facts: Sequence[EventFacts], *, window: timedelta, skew: timedelta
-) -> list[Attribution]:
+) -> list[Credit]:
     named = _named_lists({fact.recommendation_id for fact in facts} - {None})
     by_user = user_lists_index(_user_lists(facts, window))
-    return [
-        attribute(
+    credits: list[Credit] = []
+    for fact in facts:
+        found = attribute(
             fact,
             named=named.get(fact.recommendation_id) if fact.recommendation_id else None,
             user_lists=by_user.get(fact.user_id),
             window=window,
             skew=skew,
         )
-        for fact in facts
-    ]
+        where = hour_key(found.list, found.position) if found.list is not None else None
+        credits.append((where, found.unknown_id))
+    return credits
 
 
 def _named_lists(ids: set[uuid.UUID]) -> dict[uuid.UUID, ShownList]:
