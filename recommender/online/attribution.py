@@ -30,22 +30,16 @@ from django.conf import settings
 from django.db import transaction
 
 from recommender.models import Event, Recommender
-from recommender.online.attribution_match import (
-    LIST_FIELDS,
-    HourKey,
-    events_match,
-    hour_key,
-    shown_list,
-)
+from recommender.online.attribution_match import HourKey, events_match
 from recommender.online.attribution_rules import EventFacts
 from recommender.online.ids import recommendation_id_parse
+from recommender.online.impressions import UserKey, lists_batch, lists_count
 from recommender.online.metrics import EVENTS_ATTRIBUTED
 from recommender.online.models import (
     AttributionCursor,
     Experiment,
     ExperimentUserStat,
     OnlineHourly,
-    ServedList,
 )
 
 SETTLE = timedelta(seconds=60)
@@ -53,9 +47,7 @@ CURSOR_NAME = "default"
 LISTS_PER_BATCH = 20_000
 EVENTS_PER_BATCH = 10_000
 
-# (experiment_id, arm, user)
-UserKey = tuple[int, str, str]
-LISTS, IMPRESSIONS, CLICKS, CONVERSIONS = range(4)
+CLICKS, CONVERSIONS = 2, 3  # in the hourly counts [lists, impressions, clicks, conversions]
 _COUNT_FIELDS = ("lists", "impressions", "clicks", "conversions")
 
 
@@ -90,32 +82,15 @@ def attribution_run(*, now: datetime) -> AttributionResult:
 def _lists_batch(*, now: datetime, result: AttributionResult) -> bool:
     """Count the impressions of the next settled lists; False when none was left."""
     cursor = AttributionCursor.objects.select_for_update().get(name=CURSOR_NAME)
-    lists = ServedList.objects.filter(created_at__lte=now - SETTLE)
-    if cursor.lists_done_until is not None:
-        lists = lists.filter(created_at__gt=cursor.lists_done_until)
-    rows = list(lists.order_by("created_at").values(*LIST_FIELDS)[: LISTS_PER_BATCH + 1])
-    if not rows:
+    batch = lists_batch(after=cursor.lists_done_until, until=now - SETTLE, limit=LISTS_PER_BATCH)
+    counted = lists_count(batch)
+    if counted is None:
         return False
-    if len(rows) > LISTS_PER_BATCH:
-        # Stop before the last timestamp of the batch, so lists sharing it are read together.
-        last = rows[-1]["created_at"]
-        rows = [row for row in rows if row["created_at"] < last] or list(
-            lists.filter(created_at=last).values(*LIST_FIELDS)
-        )
-    hourly: dict[HourKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    per_user: dict[UserKey, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for row in rows:
-        shown = shown_list(row)
-        hourly[hour_key(shown, shown.first_position)][LISTS] += 1
-        for index in range(len(shown.item_ids)):
-            hourly[hour_key(shown, shown.first_position + index)][IMPRESSIONS] += 1
-        if shown.experiment_id and shown.user_id:
-            per_user[(shown.experiment_id, shown.arm, shown.user_id)][0] += len(shown.item_ids)
-    _hourly_add(hourly)
-    _user_stats_add(per_user)
-    cursor.lists_done_until = max(row["created_at"] for row in rows)
+    _hourly_add(counted.hourly)
+    _user_stats_add(counted.per_user)
+    cursor.lists_done_until = counted.done_until
     cursor.save(update_fields=["lists_done_until", "updated_at"])
-    result.lists += len(rows)
+    result.lists += counted.lists
     return True
 
 

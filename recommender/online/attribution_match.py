@@ -18,6 +18,7 @@ malformed id does not depend on the database."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -70,6 +71,12 @@ def shown_list(row: Mapping) -> ShownList:
 
 def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
+
+
+@functools.lru_cache(maxsize=4096)
+def hour_from_epoch(hours: int) -> datetime:
+    """The UTC hour ``hours`` hours after the epoch (what the SQL statements return)."""
+    return datetime.fromtimestamp(hours * 3600, UTC)
 
 
 def hour_key(shown: ShownList, position: int) -> HourKey:
@@ -153,7 +160,6 @@ def events_match_sql(
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(_MATCH_SQL, params)
         rows = cursor.fetchall()
-    hours: dict[int, datetime] = {}
     credits: list[Credit] = []
     for fact, row in zip(facts, rows, strict=True):
         named_found, position, recommender_id, version, experiment_id, arm, hour = row
@@ -161,10 +167,14 @@ def events_match_sql(
         if position is None:
             credits.append((None, unknown))
             continue
-        when = hours.get(hour)
-        if when is None:
-            when = hours[hour] = datetime.fromtimestamp(hour * 3600, UTC)
-        where = (when, recommender_id, version or 0, experiment_id or 0, arm, position)
+        where = (
+            hour_from_epoch(hour),
+            recommender_id,
+            version or 0,
+            experiment_id or 0,
+            arm,
+            position,
+        )
         credits.append((where, unknown))
     return credits
 
