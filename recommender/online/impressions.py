@@ -1,9 +1,9 @@
 """Counting the attribution pass's next batch of served lists into impressions: per
 ``HourKey`` a list on the row of its first position and an impression per item shown,
 and per experiment, arm and user the items shown. Two implementations of the same
-counts: on PostgreSQL two ``GROUP BY`` statements over the batch (each list's items
-expanded by ``generate_series`` over its length, never decoded in Python); elsewhere
-(SQLite) the rows are read and counted here.
+counts: on PostgreSQL two ``GROUP BY`` statements over the batch (lists grouped by where
+they count and their length, expanded into positions per group: no list's items decoded
+in Python); elsewhere (SQLite) the rows are read and counted here.
 
 The batch: the settled lists after the cursor, oldest first, ``limit`` of them, but
 never splitting the lists that share a creation time (the cursor is a time)."""
@@ -66,16 +66,15 @@ def lists_count(batch: QuerySet) -> ListsCount | None:
     return counted
 
 
+# Lists grouped by where they count and their length; the positions are expanded from
+# the (few) groups here, not from every list in the database.
 _HOURLY_SQL = """
 WITH b AS ({batch})
 SELECT floor(extract(epoch FROM b.created_at) / 3600)::bigint, b.recommender_id,
        coalesce(b.model_version, 0), coalesce(b.experiment_id, 0), b.arm,
-       b.first_position + p.n,
-       count(*) FILTER (WHERE p.n = 0),
-       count(*) FILTER (WHERE p.n < jsonb_array_length(b.item_ids))
-FROM b CROSS JOIN LATERAL
-     generate_series(0, greatest(jsonb_array_length(b.item_ids), 1) - 1) AS p(n)
-GROUP BY 1, 2, 3, 4, 5, 6
+       b.first_position, jsonb_array_length(b.item_ids), count(*)
+FROM b
+GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 
 _PER_USER_SQL = """
@@ -89,14 +88,20 @@ GROUP BY 1, 2, 3
 
 def _count_sql(batch: QuerySet, counted: ListsCount) -> None:
     sql, params = batch.values(*LIST_FIELDS).query.sql_with_params()
+    hourly: dict[HourKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     with connection.cursor() as cursor:
+        # JIT compiling costs more than these statements' per-row work saves.
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(_HOURLY_SQL.format(batch=sql), params)
-        for hour, recommender_id, version, experiment_id, arm, position, n, shown in cursor:
-            key = (hour_from_epoch(hour), recommender_id, version, experiment_id, arm, position)
-            counted.hourly[key] = [n, shown, 0, 0]
+        for hour, recommender_id, version, experiment_id, arm, first, length, n in cursor:
+            where = (hour_from_epoch(hour), recommender_id, version, experiment_id, arm)
+            hourly[(*where, first)][LISTS] += n
+            for position in range(first, first + length):
+                hourly[(*where, position)][IMPRESSIONS] += n
         cursor.execute(_PER_USER_SQL.format(batch=sql), params)
         for experiment_id, arm, user_id, shown in cursor:
             counted.per_user[(experiment_id, arm, user_id)] = [int(shown), 0, 0]
+    counted.hourly = dict(hourly)
 
 
 def _count_python(batch: QuerySet, counted: ListsCount) -> None:
