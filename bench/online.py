@@ -94,6 +94,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--no-write", action="store_true", help="leave BENCHMARKS.md alone")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
+    parser.add_argument(
+        "--reuse-db",
+        action="store_true",
+        help="time the passes again on the database an earlier --keep-db --skip-serving run "
+        "loaded (same --lists and --events), without loading anything",
+    )
     return parser.parse_args()
 
 
@@ -306,17 +312,22 @@ def bench_attribution(args: argparse.Namespace, database_url: str) -> dict:
     from recommender.online.models import AttributionCursor, OnlineHourly, ServedList
 
     recommender_id = Recommender.objects.get(name="default").pk
-    ServedList.objects.all().delete()  # the serving bench's lists: made seconds ago
-    last_demo_event = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    end = datetime.now(UTC) - timedelta(minutes=10)
-    server_url, dbname = database_url.rsplit("/", 1)
-    with pg_connect(server_url, dbname) as connection, connection.cursor() as cursor:
-        print(f"  inserting {args.lists:,} served lists ...", flush=True)
-        list_seconds = insert_lists(args, cursor, recommender_id, end)
-        cursor.execute("ANALYZE recommender_servedlist")
-        print(f"  {list_seconds:.0f} s; inserting {args.events:,} events ...", flush=True)
-        event_seconds = insert_events(args, cursor, end)
-        cursor.execute("ANALYZE recommender_event")
+    list_seconds = event_seconds = None
+    if args.reuse_db:  # the lists and events of an earlier --keep-db run
+        first = Event.objects.filter(client="bench").order_by("pk").values_list("pk", flat=True)
+        last_demo_event = first[0] - 1
+    else:
+        ServedList.objects.all().delete()  # the serving bench's lists: made seconds ago
+        last_demo_event = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        end = datetime.now(UTC) - timedelta(minutes=10)
+        server_url, dbname = database_url.rsplit("/", 1)
+        with pg_connect(server_url, dbname) as connection, connection.cursor() as cursor:
+            print(f"  inserting {args.lists:,} served lists ...", flush=True)
+            list_seconds = insert_lists(args, cursor, recommender_id, end)
+            cursor.execute("ANALYZE recommender_servedlist")
+            print(f"  {list_seconds:.0f} s; inserting {args.events:,} events ...", flush=True)
+            event_seconds = insert_events(args, cursor, end)
+            cursor.execute("ANALYZE recommender_event")
     newest = ServedList.objects.order_by("-created_at").values_list("created_at", flat=True)[0]
     AttributionCursor.objects.update_or_create(
         name=CURSOR_NAME, defaults={"lists_done_until": newest, "last_event_id": last_demo_event}
@@ -395,8 +406,12 @@ def render(args, info: dict, serving: dict | None, attribution: dict, command: s
                 *serving_block(args, serving),
                 f"**Attribution at {args.lists:,} served lists** ({args.users_attr:,} users, 10"
                 " items each, over 7 days; bulk-loaded with `INSERT ... SELECT generate_series`,"
-                " indexes built after, in"
-                f" {attribution['insert_lists_seconds']:.0f} s):",
+                " indexes built after, "
+                + (
+                    f"in {attribution['insert_lists_seconds']:.0f} s):"
+                    if attribution["insert_lists_seconds"] is not None
+                    else "by an earlier run, `--reuse-db`):"
+                ),
                 "",
                 "| Pass | Read | Rate |",
                 "|---|---:|---:|",
@@ -439,10 +454,12 @@ def main() -> None:
     print("Machine: " + "; ".join(f"{key} {value}" for key, value in info.items()), flush=True)
     with tempfile.TemporaryDirectory(prefix="recsite-bench-") as tmp:
         env = command_env(database_url, Path(tmp))
-        recreate_database(args.server_url, args.database)
+        if not args.reuse_db:
+            recreate_database(args.server_url, args.database)
         try:
-            trained = prepare(env, train=not args.skip_serving)
-            print(f"  prepared (training {trained:.0f} s)", flush=True)
+            if not args.reuse_db:
+                trained = prepare(env, train=not args.skip_serving)
+                print(f"  prepared (training {trained:.0f} s)", flush=True)
             django_setup(env)
             serving = None if args.skip_serving else bench_serving(args)
             attribution = bench_attribution(args, database_url)
