@@ -161,6 +161,15 @@ class ArtifactUploadFailed(RecsiteError):
     default_message = "The artifact could not be uploaded to the artifact store."
 
 
+class ExportFileGone(RecsiteError):
+    """An export job's file is no longer in the artifact store (deleted by the export
+    retention, or by hand)."""
+
+    code = "export_file_gone"
+    status = 404
+    default_message = "The export's file is no longer in the artifact store."
+
+
 # --- Serving -------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from django.db import models
 from django_celery_beat.validators import crontab_validator
 from rest_framework_api_key.models import AbstractAPIKey
 
+from recommender.artifact_store.uri import EXPORTS_PREFIX
 from recommender.config_schema import (
     SETTINGS,
     ChampionNoOverlapPolicy,
@@ -419,13 +420,17 @@ class Recommender(models.Model):
         return self.name
 
     def clean_fields(self, exclude: Iterable[str] | None = None) -> None:
-        """Django's own field checks, then the schema's, each error on its field."""
+        """Django's own field checks, the reserved name, then the schema's, each error on
+        its field."""
         skip = set(exclude or ())
         errors: dict[str, list] = {}
         try:
             super().clean_fields(exclude=exclude)
         except ValidationError as exc:
             errors = dict(exc.error_dict)
+        if "name" not in skip and "name" not in errors and self.name == EXPORTS_PREFIX:
+            # The artifact store keeps batch exports in that folder, beside the recommenders'.
+            errors["name"] = [ValidationError(f"{EXPORTS_PREFIX!r} is a reserved name.")]
         values = {
             name: getattr(self, name)
             for name in SETTINGS

@@ -252,6 +252,11 @@ CELERY_BEAT_SCHEDULE = {
     # delete served lists past their retention.
     "attribute-events": {"task": "training.tasks.attribute_events", "schedule": 60},
     "retain-served-lists": {"task": "training.tasks.retain_served_lists", "schedule": 3600},
+    # Batch exports past RECSITE_EXPORT_RETENTION_DAYS, and uploads of killed export jobs.
+    "retain-exports": {
+        "task": "training.tasks.retain_exports",
+        "schedule": env_int("RECSITE_RETENTION_INTERVAL_SECONDS", 3600),
+    },
     # Event retention (RECSITE_EVENT_RETENTION_DAYS; a no-op while it is unset).
     "prune-events": {
         "task": "training.tasks.prune_events",
@@ -398,9 +403,12 @@ RECSITE_SEEN_EVENTS_MAX = env_int("RECSITE_SEEN_EVENTS_MAX", 500)
 RECSITE_SEEN_CACHE_USERS = env_int("RECSITE_SEEN_CACHE_USERS", 10000)
 RECSITE_SEEN_CACHE_SECONDS = env_float("RECSITE_SEEN_CACHE_SECONDS", 300.0)
 RECSITE_RECOMMENDATIONS_MAX_OFFSET = env_int("RECSITE_RECOMMENDATIONS_MAX_OFFSET", 1000)
-# Batch exports started from the admin write their files here (shared between hosts for
-# the download link to find a file another host's worker wrote).
-RECSITE_EXPORT_DIR = Path(env_str("RECSITE_EXPORT_DIR", str(DATA_DIR / "exports")))
+# Batch exports started from the admin go to the artifact store under exports/; beat
+# deletes them after RETENTION_DAYS (0: never). With an s3:// store the download link
+# redirects to a presigned URL, or, with PROXY_DOWNLOAD, the web host streams the file
+# (for a store the staff's browsers cannot reach).
+RECSITE_EXPORT_RETENTION_DAYS = env_int("RECSITE_EXPORT_RETENTION_DAYS", 7)
+RECSITE_EXPORT_PROXY_DOWNLOAD = env_bool("RECSITE_EXPORT_PROXY_DOWNLOAD", False)
 
 # The online loop (recommender/online/): each serving process buffers at most BUFFER_MAX
 # served lists (more are dropped and counted) and writes them every FLUSH seconds; an

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from recommender.exports.retention import exports_retain
 from recommender.exports.services import export_job_execute
 from recommender.online.attribution import attribution_run
 from recommender.online.retention import served_lists_retain
@@ -77,7 +78,8 @@ def run_training(run_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def export_recommendations(job_id: int) -> None:
-    """Write a queued export job's file (``recommender.exports.services``)."""
+    """Write a queued export job's file to the artifact store
+    (``recommender.exports.services``)."""
     export_job_execute(job_id=job_id)
 
 
@@ -101,6 +103,15 @@ def retain_artifacts() -> None:
     every recommender and the sweep of partial artifacts of killed writers (none lives
     longer than the hard time limit). Training runs also apply it when they finish."""
     result = artifacts_retain()
+    log = logger.warning if result.errors else logger.info
+    log("%s", result.summary())
+
+
+@shared_task(ignore_result=True)
+def retain_exports() -> None:
+    """Fired by beat every ``RECSITE_RETENTION_INTERVAL_SECONDS``: delete batch export
+    files past ``RECSITE_EXPORT_RETENTION_DAYS`` and sweep killed jobs' partial uploads."""
+    result = exports_retain(now=timezone.now())
     log = logger.warning if result.errors else logger.info
     log("%s", result.summary())
 

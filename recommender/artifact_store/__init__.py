@@ -6,7 +6,8 @@ format (and knows no settings); this package binds it to ``RECSITE_ARTIFACT_STOR
 - ``uri``: the store's location and artifact names (plain Python);
 - ``local``: the file store (a directory; read in place, no copy);
 - ``s3``: the S3 store (django-storages / boto3; manifest uploaded last);
-- ``cache``: a host's bounded cache of fetched artifacts, keyed by manifest sha256.
+- ``cache``: a host's bounded cache of fetched artifacts, keyed by manifest sha256;
+- ``objects``: plain files beside the artifacts (the batch exports, under ``exports/``).
 
 A version row's ``artifact_uri`` is the artifact's name relative to the store
 (``<recommender>/<name>``); its ``artifact_sha256`` the manifest's digest, which every
@@ -23,11 +24,15 @@ from django.conf import settings
 from recommender.artifact_store.base import ArtifactStore, StoredArtifact, StoreListing
 from recommender.artifact_store.cache import ArtifactCache
 from recommender.artifact_store.local import FileStore
+from recommender.artifact_store.objects import FileObjects, S3Objects, StoredObject, StoreObjects
 from recommender.artifact_store.s3 import S3Store
-from recommender.artifact_store.uri import S3Location, store_location_parse
+from recommender.artifact_store.uri import EXPORTS_PREFIX, S3Location, store_location_parse
 from recommender.artifacts import ArtifactInfo, LoadedArtifact
 
 __all__ = [
+    "EXPORTS_PREFIX",
+    "StoreObjects",
+    "StoredObject",
     "ArtifactStore",
     "StoreListing",
     "StoredArtifact",
@@ -43,6 +48,7 @@ __all__ = [
     "artifacts_list",
     "artifacts_sweep",
     "local_artifact_path",
+    "store_objects",
 ]
 
 _lock = threading.Lock()
@@ -161,3 +167,12 @@ def local_artifact_path(uri: str) -> Path:
     if not isinstance(store, FileStore):
         raise ValueError(f"{uri!r} is in {store.location}, not in a directory")
     return store.path(uri)
+
+
+def store_objects() -> StoreObjects:
+    """The configured store's plain objects (``objects``): exports are written, read,
+    listed and swept through it, on a directory and a bucket alike."""
+    store = artifact_store()
+    if isinstance(store, S3Store):
+        return S3Objects(store.s3, lambda: store.client)
+    return FileObjects(store.root)

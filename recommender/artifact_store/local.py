@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from recommender.artifact_store.base import StoredArtifact, StoreListing
-from recommender.artifact_store.uri import MANIFEST
+from recommender.artifact_store.uri import EXPORTS_PREFIX, MANIFEST
 from recommender.artifacts import (
     ArtifactError,
     ArtifactInfo,
@@ -64,13 +64,14 @@ class FileStore:
 
     def listing(self) -> StoreListing:
         """Artifact directories at ``<root>/<name>`` or, where training writes,
-        ``<root>/<recommender>/<name>``; hidden ones are partial, the rest unknown."""
+        ``<root>/<recommender>/<name>``; hidden ones are partial, the rest unknown. The
+        exports folder (``EXPORTS_PREFIX``) is not looked at."""
         result = StoreListing()
         if not self.root.is_dir():
             return result
         for top in sorted(self.root.iterdir()):
-            if not top.is_dir() or top.is_symlink():
-                continue
+            if not top.is_dir() or top.is_symlink() or top.name == EXPORTS_PREFIX:
+                continue  # the exports folder holds batch exports (``objects``)
             if top.name.startswith("."):
                 result.partial.append(str(top))
             elif (top / MANIFEST).is_file():

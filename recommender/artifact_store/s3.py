@@ -33,6 +33,7 @@ from recommender.artifact_store.uri import (
     S3Location,
     artifact_name_check,
     artifact_name_of_key,
+    is_export_key,
     plain_file_name,
 )
 from recommender.artifacts import ArtifactError, ArtifactInfo, LoadedArtifact, load_artifact
@@ -43,7 +44,7 @@ HEALTH_CACHE_SECONDS = 5.0
 _CHUNK = 1024 * 1024
 
 
-def _unavailable(location: S3Location, exc: Exception) -> ArtifactStoreUnavailable:
+def s3_unavailable(location: S3Location, exc: Exception) -> ArtifactStoreUnavailable:
     first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
     return ArtifactStoreUnavailable(
         f"The artifact store {location} did not answer as expected ({type(exc).__name__}: "
@@ -53,7 +54,7 @@ def _unavailable(location: S3Location, exc: Exception) -> ArtifactStoreUnavailab
     )
 
 
-def _not_found(exc: ClientError) -> bool:
+def s3_not_found(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code")) in _NOT_FOUND
 
 
@@ -184,13 +185,13 @@ class S3Store:
                 "Body"
             ].read()
         except ClientError as exc:
-            if _not_found(exc):
+            if s3_not_found(exc):
                 raise ArtifactError(
                     "missing_file", f"{self.s3.key(name, MANIFEST)} is not in {self.location}"
                 ) from exc
-            raise _unavailable(self.s3, exc) from exc
+            raise s3_unavailable(self.s3, exc) from exc
         except BotoCoreError as exc:
-            raise _unavailable(self.s3, exc) from exc
+            raise s3_unavailable(self.s3, exc) from exc
         if hashlib.sha256(body).hexdigest() != sha256:
             raise ArtifactError(
                 "checksum_mismatch",
@@ -216,11 +217,11 @@ class S3Store:
                     for chunk in response["Body"].iter_chunks(_CHUNK):
                         out.write(chunk)
         except ClientError as exc:
-            if _not_found(exc):
+            if s3_not_found(exc):
                 raise ArtifactError("missing_file", f"a file of {name} is missing") from exc
-            raise _unavailable(self.s3, exc) from exc
+            raise s3_unavailable(self.s3, exc) from exc
         except (BotoCoreError, Boto3Error) as exc:
-            raise _unavailable(self.s3, exc) from exc
+            raise s3_unavailable(self.s3, exc) from exc
         (into / MANIFEST).write_bytes(body)
 
     def load(self, uri: str, sha256: str, *, mmap: bool) -> LoadedArtifact:
@@ -257,18 +258,21 @@ class S3Store:
                 self.client.delete_object(Bucket=self.s3.bucket, Key=manifest)
             self._delete_keys([key for key in keys if key != manifest])
         except (BotoCoreError, ClientError) as exc:
-            raise _unavailable(self.s3, exc) from exc
+            raise s3_unavailable(self.s3, exc) from exc
         return True
 
     def _groups(self) -> tuple[dict[str, dict[str, dict[str, Any]]], list[str]]:
-        """Objects under the root grouped by artifact name, and the keys of no artifact."""
+        """Objects under the root grouped by artifact name, and the keys of no artifact
+        (the exports folder aside)."""
         try:
             objects = self._objects(self.s3.root_key)
         except (BotoCoreError, ClientError) as exc:
-            raise _unavailable(self.s3, exc) from exc
+            raise s3_unavailable(self.s3, exc) from exc
         groups: dict[str, dict[str, dict[str, Any]]] = {}
         strangers = []
         for key, obj in objects.items():
+            if is_export_key(key[len(self.s3.root_key) :]):
+                continue  # the batch exports (``objects``), not artifacts
             parsed = artifact_name_of_key(self.s3, key)
             if parsed is None:
                 strangers.append(f"s3://{self.s3.bucket}/{key}")
@@ -301,7 +305,7 @@ class S3Store:
                 try:
                     self._delete_keys([obj["Key"] for obj in files.values()])
                 except (BotoCoreError, ClientError) as exc:
-                    raise _unavailable(self.s3, exc) from exc
+                    raise s3_unavailable(self.s3, exc) from exc
                 removed.append(f"s3://{self.s3.bucket}/{self.s3.key(name)}")
         return removed
 
@@ -318,6 +322,6 @@ class S3Store:
             try:
                 self.client.head_bucket(Bucket=self.s3.bucket)
             except (BotoCoreError, ClientError) as exc:
-                body.update(ok=False, error=_unavailable(self.s3, exc).message)
+                body.update(ok=False, error=s3_unavailable(self.s3, exc).message)
             self._health = (time.monotonic(), body)
             return body

@@ -16,6 +16,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 MANIFEST = "manifest.json"
+# The folder under the store's root holding the batch exports (``objects``), never an
+# artifact: the artifact listing and sweep skip it, and no recommender may be named so.
+EXPORTS_PREFIX = "exports"
 
 # One path component of a name: what recommender names and ``artifact_name_new`` produce.
 _COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -100,6 +103,20 @@ def artifact_name_of_key(location: S3Location, key: str) -> tuple[str, str] | No
     except ValueError:
         return None
     return (folder, file) if file else None
+
+
+def object_key_check(key: str) -> str:
+    """``key`` as the name of a plain object under the store's root (``a/b/c.jsonl``);
+    ``ValueError`` for anything else (absolute, ``..``, hidden or empty components)."""
+    parts = key.split("/")
+    if not parts or not all(_COMPONENT_RE.match(part) for part in parts):
+        raise ValueError(f"{key!r} is not an object name of this store")
+    return key
+
+
+def is_export_key(relative: str) -> bool:
+    """A key (relative to the store's root) inside the exports folder."""
+    return relative.split("/", 1)[0] == EXPORTS_PREFIX
 
 
 def plain_file_name(name: object) -> bool:

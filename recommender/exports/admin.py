@@ -1,21 +1,28 @@
 """Admin for export jobs: the model version list's "Export recommendations" action
 queues one (``export_job_create``, the service the task runs), the job list shows its
-progress and, once it succeeded, a download link."""
+progress and, once it succeeded, a download link (``export_job_download``: a redirect to
+a presigned URL of the S3 store, or the file streamed from the store)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from recommender.exceptions import ExportFileGone
 from recommender.exports.models import ExportJob, ExportStatus
-from recommender.exports.services import export_job_create
+from recommender.exports.services import export_job_create, export_job_download
 
 EXPORT_PERMISSION = "recommender.add_exportjob"
 
@@ -72,6 +79,7 @@ class ExportJobAdmin(admin.ModelAdmin):
         "fallback_users",
         "download",
         "path",
+        "file_deleted_at",
         "error",
         "actor",
         "actor_label",
@@ -104,6 +112,8 @@ class ExportJobAdmin(admin.ModelAdmin):
     def download(self, obj: ExportJob) -> str:
         if obj.status != ExportStatus.SUCCEEDED:
             return "—"
+        if obj.file_deleted_at is not None:
+            return f"deleted {obj.file_deleted_at:%Y-%m-%d}"
         url = reverse("admin:recommender_exportjob_download", args=[obj.pk])
         return format_html('<a href="{}">Download</a>', url)
 
@@ -118,11 +128,17 @@ class ExportJobAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def download_view(self, request: HttpRequest, object_id: int) -> FileResponse:
+    def download_view(self, request: HttpRequest, object_id: int) -> HttpResponseBase:
         job = get_object_or_404(ExportJob, pk=object_id, status=ExportStatus.SUCCEEDED)
         if not self.has_view_permission(request, job):
             raise PermissionDenied
-        file = Path(job.path)
-        if not file.is_file():
-            raise Http404("The export's file is no longer there.")
-        return FileResponse(file.open("rb"), as_attachment=True, filename=file.name)
+        try:
+            download = export_job_download(job=job)
+        except ExportFileGone as exc:
+            raise Http404(exc.message) from exc
+        if download.url is not None:
+            return HttpResponseRedirect(download.url)
+        response = FileResponse(download.stream, as_attachment=True, filename=download.filename)
+        if download.size is not None:
+            response["Content-Length"] = str(download.size)
+        return response

@@ -1,6 +1,7 @@
 """Export jobs: who asked for which version's batch recommendations, how far it got,
-where the file is. ``recommender/models.py`` imports this module so Django registers the
-model in the ``recommender`` app; its models are referenced here by name."""
+where the file is (its key in the artifact store) and when retention deleted it.
+``recommender/models.py`` imports this module so Django registers the model in the
+``recommender`` app; its models are referenced here by name."""
 
 from __future__ import annotations
 
@@ -36,7 +37,15 @@ class ExportJob(models.Model):
     fallback_users = models.PositiveIntegerField(
         default=0, help_text="Users ranked by popularity (unknown to the model)."
     )
-    path = models.CharField(max_length=1000, blank=True, default="", help_text="The file written.")
+    path = models.CharField(
+        max_length=1000,
+        blank=True,
+        default="",
+        help_text="The file's key in the artifact store (exports/<recommender>/...).",
+    )
+    file_deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the export retention deleted the file."
+    )
     error = models.TextField(blank=True, default="")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

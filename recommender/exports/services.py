@@ -1,15 +1,22 @@
 """Export jobs: create one (the admin's "Export recommendations"), run it (the Celery
-task ``training.tasks.export_recommendations``), find its file.
+task ``training.tasks.export_recommendations``), hand its file out.
 
-The file goes to ``RECSITE_EXPORT_DIR`` (default ``$RECSITE_DATA_DIR/exports``), not to
-the artifact store: the store's API holds verified model artifacts only (its listing
-and sweep would report a foreign file as unknown). With several hosts that directory
-must be shared for the admin's download link to find a file a worker wrote."""
+The file goes to the artifact store under ``exports/<recommender>/`` (``store_objects``:
+a directory or a bucket), streamed as it is ranked (one S3 part, 8 MiB, in memory at a
+time) and visible only once complete, so any web host can serve the download link of a
+file any worker wrote. With an ``s3://`` store the link redirects to a presigned URL
+valid ``DOWNLOAD_URL_SECONDS``: the browser fetches the bytes from the store, and no web
+worker is held for the minutes a large file takes (``RECSITE_EXPORT_PROXY_DOWNLOAD``
+streams through the web host instead, for a store browsers cannot reach). Retention:
+``recommender.exports.retention``."""
 
 from __future__ import annotations
 
+import io
 import logging
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import BinaryIO
 
 from celery import current_app
 from django.conf import settings
@@ -17,23 +24,28 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from recommender.artifact_store import EXPORTS_PREFIX, store_objects
+from recommender.exceptions import ExportFileGone
 from recommender.exports.models import ExportJob, ExportStatus
 from recommender.models import ModelVersion
 from recommender.serving.export import (
     ExportFormat,
     export_state_build,
-    recommendations_export_file,
+    recommendations_export,
 )
 
 logger = logging.getLogger(__name__)
 
 EXPORT_TASK = "training.tasks.export_recommendations"
+# How long a presigned download URL stays valid: long enough to start the download,
+# short enough that a copied link soon stops working.
+DOWNLOAD_URL_SECONDS = 300
 
 
-def export_job_path(job: ExportJob) -> Path:
-    """Where job ``job`` writes its file."""
+def export_job_key(job: ExportJob) -> str:
+    """The key of job ``job``'s file in the artifact store."""
     name = f"export-{job.pk}-v{job.version.number}.{job.format}"
-    return Path(settings.RECSITE_EXPORT_DIR) / job.recommender.name / name
+    return f"{EXPORTS_PREFIX}/{job.recommender.name}/{name}"
 
 
 @transaction.atomic
@@ -94,13 +106,17 @@ def export_job_execute(*, job_id: int) -> None:
     def progress(done: int, total: int | None) -> None:
         ExportJob.objects.filter(pk=job_id).update(users_done=done, users_total=total)
 
-    path = export_job_path(job)
+    key = export_job_key(job)
     try:
         state = export_state_build(recommender=job.recommender, number=job.version.number)
-        # One process: a Celery pool process may not fork children of its own.
-        result = recommendations_export_file(
-            state=state, path=path, fmt=job.format, limit=job.limit, on_progress=progress
-        )
+        with store_objects().writer(key) as raw:
+            out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            # One process: a Celery pool process may not fork children of its own.
+            result = recommendations_export(
+                state=state, out=out, fmt=job.format, limit=job.limit, on_progress=progress
+            )
+            out.flush()
+            out.detach()  # the writer, not the wrapper, finishes the upload
     except Exception as exc:
         logger.exception("export job %s failed", job_id)
         _finish(job_id, ExportStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
@@ -108,8 +124,35 @@ def export_job_execute(*, job_id: int) -> None:
     _finish(
         job_id,
         ExportStatus.SUCCEEDED,
-        path=str(path),
+        path=key,
         users_done=result.users,
         users_total=result.users,
         fallback_users=result.fallback_users,
     )
+
+
+@dataclass(frozen=True)
+class ExportDownload:
+    """How to hand a job's file out: a URL to redirect to, or a stream of its bytes."""
+
+    filename: str
+    url: str | None = None
+    stream: BinaryIO | None = None
+    size: int | None = None
+
+
+def export_job_download(*, job: ExportJob) -> ExportDownload:
+    """The file of a succeeded job; ``ExportFileGone`` when the store no longer has it."""
+    if job.file_deleted_at is not None or not job.path:
+        raise ExportFileGone(job=job.pk)
+    objects = store_objects()
+    filename = PurePosixPath(job.path).name
+    try:
+        if not settings.RECSITE_EXPORT_PROXY_DOWNLOAD:
+            url = objects.url(job.path, filename=filename, expires=DOWNLOAD_URL_SECONDS)
+            if url is not None:
+                return ExportDownload(filename=filename, url=url)
+        stream, size = objects.open(job.path)
+    except (FileNotFoundError, ValueError) as exc:  # gone, or a key of no store (a path)
+        raise ExportFileGone(job=job.pk) from exc
+    return ExportDownload(filename=filename, stream=stream, size=size)

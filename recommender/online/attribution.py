@@ -21,7 +21,6 @@ clicks and conversions is the list's recommender's setting (``click_event_types`
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,23 +28,18 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 
 from recommender.models import Event, Recommender
-from recommender.online.attribution_rules import (
-    EventFacts,
-    ShownList,
-    attribute,
-    user_lists_index,
-)
+from recommender.online.attribution_match import HourKey, events_match
+from recommender.online.attribution_rules import EventFacts
 from recommender.online.ids import recommendation_id_parse
+from recommender.online.impressions import UserKey, lists_batch, lists_count
 from recommender.online.metrics import EVENTS_ATTRIBUTED
 from recommender.online.models import (
     AttributionCursor,
     Experiment,
     ExperimentUserStat,
     OnlineHourly,
-    ServedList,
 )
 
 SETTLE = timedelta(seconds=60)
@@ -53,11 +47,7 @@ CURSOR_NAME = "default"
 LISTS_PER_BATCH = 20_000
 EVENTS_PER_BATCH = 10_000
 
-# (hour, recommender_id, model_version, experiment_id, arm, position)
-HourKey = tuple[datetime, int, int, int, str, int]
-# (experiment_id, arm, user)
-UserKey = tuple[int, str, str]
-LISTS, IMPRESSIONS, CLICKS, CONVERSIONS = range(4)
+CLICKS, CONVERSIONS = 2, 3  # in the hourly counts [lists, impressions, clicks, conversions]
 _COUNT_FIELDS = ("lists", "impressions", "clicks", "conversions")
 
 
@@ -88,78 +78,19 @@ def attribution_run(*, now: datetime) -> AttributionResult:
     return result
 
 
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def _shown(row: Mapping) -> ShownList:
-    return ShownList(
-        id=row["id"],
-        user_id=row["user_external_id"],
-        created_at=row["created_at"],
-        item_ids=row["item_ids"],
-        first_position=row["first_position"],
-        recommender_id=row["recommender_id"],
-        model_version=row["model_version"] or 0,
-        experiment_id=row["experiment_id"] or 0,
-        arm=row["arm"],
-    )
-
-
-_LIST_FIELDS = (
-    "id",
-    "user_external_id",
-    "created_at",
-    "item_ids",
-    "first_position",
-    "recommender_id",
-    "model_version",
-    "experiment_id",
-    "arm",
-)
-
-
-def _hour_key(shown: ShownList, position: int) -> HourKey:
-    return (
-        _hour(shown.created_at),
-        shown.recommender_id,
-        shown.model_version,
-        shown.experiment_id,
-        shown.arm,
-        position,
-    )
-
-
 @transaction.atomic
 def _lists_batch(*, now: datetime, result: AttributionResult) -> bool:
     """Count the impressions of the next settled lists; False when none was left."""
     cursor = AttributionCursor.objects.select_for_update().get(name=CURSOR_NAME)
-    lists = ServedList.objects.filter(created_at__lte=now - SETTLE)
-    if cursor.lists_done_until is not None:
-        lists = lists.filter(created_at__gt=cursor.lists_done_until)
-    rows = list(lists.order_by("created_at").values(*_LIST_FIELDS)[: LISTS_PER_BATCH + 1])
-    if not rows:
+    batch = lists_batch(after=cursor.lists_done_until, until=now - SETTLE, limit=LISTS_PER_BATCH)
+    counted = lists_count(batch)
+    if counted is None:
         return False
-    if len(rows) > LISTS_PER_BATCH:
-        # Stop before the last timestamp of the batch, so lists sharing it are read together.
-        last = rows[-1]["created_at"]
-        rows = [row for row in rows if row["created_at"] < last] or list(
-            lists.filter(created_at=last).values(*_LIST_FIELDS)
-        )
-    hourly: dict[HourKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    per_user: dict[UserKey, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for row in rows:
-        shown = _shown(row)
-        hourly[_hour_key(shown, shown.first_position)][LISTS] += 1
-        for index in range(len(shown.item_ids)):
-            hourly[_hour_key(shown, shown.first_position + index)][IMPRESSIONS] += 1
-        if shown.experiment_id and shown.user_id:
-            per_user[(shown.experiment_id, shown.arm, shown.user_id)][0] += len(shown.item_ids)
-    _hourly_add(hourly)
-    _user_stats_add(per_user)
-    cursor.lists_done_until = max(row["created_at"] for row in rows)
+    _hourly_add(counted.hourly)
+    _user_stats_add(counted.per_user)
+    cursor.lists_done_until = counted.done_until
     cursor.save(update_fields=["lists_done_until", "updated_at"])
-    result.lists += len(rows)
+    result.lists += counted.lists
     return True
 
 
@@ -199,34 +130,24 @@ def _events_batch(*, now: datetime, result: AttributionResult) -> bool:
     ]
     window = timedelta(seconds=settings.RECSITE_ATTRIBUTION_WINDOW_SECONDS)
     skew = timedelta(seconds=settings.RECSITE_EVENT_FUTURE_TOLERANCE_SECONDS)
-    named = _named_lists({fact.recommendation_id for fact in facts} - {None})
-    by_user = user_lists_index(_user_lists(facts, window))
-    kinds = _event_kinds(
-        {shown.recommender_id for shown in named.values()}
-        | {shown.recommender_id for lists in by_user.values() for shown in lists.lists}
-    )
+    matches = events_match(facts, window=window, skew=skew)
+    kinds = _event_kinds({where[1] for where, _ in matches if where is not None})
     hourly: dict[HourKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     per_user: dict[UserKey, list[int]] = defaultdict(lambda: [0, 0, 0])
     attributed = unknown = 0
-    for fact, row in zip(facts, rows, strict=True):
-        found = attribute(
-            fact,
-            named=named.get(fact.recommendation_id) if fact.recommendation_id else None,
-            user_lists=by_user.get(fact.user_id),
-            window=window,
-            skew=skew,
-        )
-        unknown += found.unknown_id
-        if found.list is None:
+    for fact, row, (where, unknown_id) in zip(facts, rows, matches, strict=True):
+        unknown += unknown_id
+        if where is None:
             continue
         attributed += 1
-        clicks, conversions = kinds.get(found.list.recommender_id, ((), ()))
-        counts = hourly[_hour_key(found.list, found.position)]
+        _, recommender_id, _, experiment_id, arm, _ = where
+        clicks, conversions = kinds.get(recommender_id, ((), ()))
+        counts = hourly[where]
         is_click, is_conversion = row["event_type"] in clicks, row["event_type"] in conversions
         counts[CLICKS] += is_click
         counts[CONVERSIONS] += is_conversion
-        if found.list.experiment_id and (is_click or is_conversion):
-            stat = per_user[(found.list.experiment_id, found.list.arm, fact.user_id)]
+        if experiment_id and (is_click or is_conversion):
+            stat = per_user[(experiment_id, arm, fact.user_id)]
             stat[1] += is_click
             stat[2] += is_conversion
     _hourly_add({key: counts for key, counts in hourly.items() if any(counts)})
@@ -255,37 +176,6 @@ def _events_batch(*, now: datetime, result: AttributionResult) -> bool:
 def _count(attributed: int, unattributed: int) -> None:
     EVENTS_ATTRIBUTED.labels("attributed").inc(attributed)
     EVENTS_ATTRIBUTED.labels("unattributed").inc(unattributed)
-
-
-def _named_lists(ids: set[uuid.UUID]) -> dict[uuid.UUID, ShownList]:
-    if not ids:
-        return {}
-    return {
-        row["id"]: _shown(row)
-        for row in ServedList.objects.filter(pk__in=ids).values(*_LIST_FIELDS)
-    }
-
-
-def _user_lists(facts: list[EventFacts], window: timedelta) -> list[ShownList]:
-    """The lists of the batch's users that any of their events could be attributed to."""
-    spans: dict[str, tuple[datetime, datetime]] = {}
-    for fact in facts:
-        first, last = spans.get(fact.user_id, (fact.timestamp, fact.timestamp))
-        spans[fact.user_id] = (min(first, fact.timestamp), max(last, fact.timestamp))
-    # One range per user would make the query as long as the batch; one range for all
-    # users reads a few more rows instead.
-    users = sorted(spans)
-    start = min(first for first, _ in spans.values()) - window
-    end = max(last for _, last in spans.values())
-    lists: list[ShownList] = []
-    for offset in range(0, len(users), 1000):
-        rows = ServedList.objects.filter(
-            Q(user_external_id__in=users[offset : offset + 1000]),
-            created_at__gte=start,
-            created_at__lte=end,
-        ).values(*_LIST_FIELDS)
-        lists.extend(_shown(row) for row in rows)
-    return lists
 
 
 def _event_kinds(recommender_ids: set[int]) -> dict[int, tuple[frozenset, frozenset]]:

@@ -79,6 +79,8 @@ def recommendation_id_new() -> uuid.UUID:
 def recommendation_id_parse(text: str) -> uuid.UUID | None:
     """The id an event names (hex, with or without hyphens), or None when it is not a
     UUID: an id no list can have, counted as unknown by attribution."""
+    if not text:
+        return None
     try:
         return uuid.UUID(text)
     except (ValueError, AttributeError, TypeError):

@@ -1,19 +1,26 @@
 """The admin's "Export recommendations": a job row, the Celery task (eager, as the suite
-runs tasks) writing the file, a download link with the same lines as the command."""
+runs tasks) writing the file to the artifact store, a download link with the same lines
+as the command; the export retention. The same against a real S3 server (moto's):
+``test_export_job_s3.py``."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
+from recommender.artifact_check import artifacts_check
+from recommender.exports.retention import exports_retain
 from recommender.exports.services import export_job_create, export_job_execute
-from recommender.models import ExportJob, ExportStatus, Item
+from recommender.models import ExportJob, ExportStatus, Item, Recommender
 from recsite.celery import app
 from tests.factories import EventFactory
 from tests.recommender.serving_helpers import create_catalog, create_version, default_spec
-from training import tasks  # noqa: F401  (registered, as a worker's autodiscovery does)
+from training.tasks import retain_exports  # registers the tasks, as a worker's autodiscovery does
 
 pytestmark = pytest.mark.django_db
 
@@ -28,8 +35,7 @@ def eager():
 
 
 @pytest.fixture
-def version(artifact_dir, settings, tmp_path):
-    settings.RECSITE_EXPORT_DIR = tmp_path / "exports"
+def version(artifact_dir):
     spec = default_spec()
     create_catalog(spec)
     version = create_version(spec)
@@ -40,8 +46,17 @@ def version(artifact_dir, settings, tmp_path):
     return version
 
 
+def run_export(admin_client, version, capture) -> ExportJob:
+    with capture(execute=True):
+        admin_client.post(
+            reverse("admin:recommender_modelversion_changelist"),
+            {"action": "export_recommendations", "_selected_action": [version.pk]},
+        )
+    return ExportJob.objects.get()
+
+
 def test_the_admin_action_runs_the_task_and_offers_the_file(
-    admin_client, admin_user, version, tmp_path, django_capture_on_commit_callbacks
+    admin_client, admin_user, version, tmp_path, artifact_dir, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
@@ -53,12 +68,18 @@ def test_the_admin_action_runs_the_task_and_offers_the_file(
     assert (job.status, job.error) == (ExportStatus.SUCCEEDED, "")
     assert (job.actor, job.actor_label) == (admin_user, admin_user.get_username())
     assert (job.users_done, job.users_total, job.fallback_users) == (3, 3, 1)
-    assert job.path.startswith(str(tmp_path / "exports" / "default"))
+    assert job.path == f"exports/default/export-{job.pk}-v1.jsonl"
+    assert (artifact_dir / job.path).is_file()  # in the store, nothing left beside it
+    assert [p.name for p in (artifact_dir / "exports" / "default").iterdir()] == [
+        f"export-{job.pk}-v1.jsonl"
+    ]
 
     listing = admin_client.get(reverse("admin:recommender_exportjob_changelist"))
     download = reverse("admin:recommender_exportjob_download", args=[job.pk])
     assert download in listing.content.decode()
-    body = b"".join(admin_client.get(download).streaming_content).decode()
+    response = admin_client.get(download)
+    assert response["Content-Disposition"] == (f'attachment; filename="export-{job.pk}-v1.jsonl"')
+    body = b"".join(response.streaming_content).decode()
 
     expected = tmp_path / "command.jsonl"
     call_command(
@@ -107,3 +128,66 @@ def test_exporting_needs_the_permission(client, django_user_model, version):
     # Django leaves out an action the user may not run: back to the list, nothing queued.
     assert response.status_code == 302
     assert not ExportJob.objects.exists()
+
+
+def test_export_files_are_not_artifacts_for_check_artifacts(
+    admin_client, version, django_capture_on_commit_callbacks
+):
+    run_export(admin_client, version, django_capture_on_commit_callbacks)
+    report = artifacts_check()
+    assert (report.unknown, report.partial, report.orphans) == ([], [], [])
+    assert report.rows_ok
+
+
+def test_exports_is_a_reserved_recommender_name(db):
+    with pytest.raises(ValidationError) as caught:
+        Recommender(name="exports").full_clean()
+    assert "name" in caught.value.error_dict
+
+
+def test_retention_deletes_old_files_and_the_link_says_so(
+    admin_client, version, artifact_dir, settings, django_capture_on_commit_callbacks
+):
+    settings.RECSITE_EXPORT_RETENTION_DAYS = 7
+    job = run_export(admin_client, version, django_capture_on_commit_callbacks)
+    download = reverse("admin:recommender_exportjob_download", args=[job.pk])
+
+    kept = exports_retain(now=timezone.now() + timedelta(days=6))
+    assert (kept.deleted, kept.marked, kept.errors) == ([], 0, [])
+    assert admin_client.get(download).status_code == 200
+
+    later = timezone.now() + timedelta(days=8)
+    result = exports_retain(now=later)
+    assert (result.deleted, result.marked, result.errors) == ([job.path], 1, [])
+    assert not (artifact_dir / job.path).exists()
+    job.refresh_from_db()
+    assert job.file_deleted_at == later
+    assert admin_client.get(download).status_code == 404
+    listing = admin_client.get(reverse("admin:recommender_exportjob_changelist"))
+    assert f"deleted {later:%Y-%m-%d}" in listing.content.decode()
+
+
+def test_a_file_deleted_by_hand_answers_404(
+    admin_client, version, artifact_dir, django_capture_on_commit_callbacks
+):
+    job = run_export(admin_client, version, django_capture_on_commit_callbacks)
+    (artifact_dir / job.path).unlink()
+    download = reverse("admin:recommender_exportjob_download", args=[job.pk])
+    assert admin_client.get(download).status_code == 404
+
+
+def test_the_sweep_removes_a_killed_jobs_partial_file_once_old(artifact_dir, settings, db):
+    folder = artifact_dir / "exports" / "default"
+    folder.mkdir(parents=True)
+    partial = folder / ".export-9-v1.jsonl.partial-0123abcd"
+    partial.write_text("half a file")
+    now = timezone.now()
+    assert exports_retain(now=now).swept == []
+    later = now + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    assert exports_retain(now=later).swept == [str(partial)]
+    assert not partial.exists()
+
+
+def test_beat_runs_export_retention(settings):
+    entries = [entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()]
+    assert retain_exports.name in entries
