@@ -18,6 +18,7 @@ from recommender.features import CATEGORY_PREFIX
 from recommender.ids import IdArray, IdIndex
 from recommender.models import ModelVersion, VersionStatus
 from recommender.serving import scoring
+from recommender.serving.foldin import FoldIn, fold_in_for
 
 # A version that failed to load is tried again after this long (not at every refresh:
 # a load hashes the whole artifact).
@@ -90,6 +91,8 @@ class LoadedModel:
     category_rows: dict[str, int]  # category name -> row of item_feature_embeddings
     item_norms: np.ndarray
     loaded_at: float
+    # Factor families that fold a current history into a user vector (als, svd).
+    fold_in: FoldIn | None = None
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -154,6 +157,11 @@ class LoadedModel:
             category_rows=category_rows,
             item_norms=norms,
             loaded_at=time.time(),
+            fold_in=(
+                fold_in_for(artifact.family, artifact.hyperparameters, arrays["item_embeddings"])
+                if kind == FamilyKind.FACTORS
+                else None
+            ),
         )
         model.self_test()
         return model

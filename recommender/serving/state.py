@@ -150,7 +150,8 @@ class ServingState:
         model = self.model
         forgotten = user_id in self.forgotten_users
         user = model.users.position(user_id) if model and not forgotten else None
-        scores, fallback = self._scores(user, seen)
+        history = self.universe.positions_of_pks(seen) if seen else _EMPTY
+        scores, fallback = self._scores(user, history)
         scoring.mask(scores, self.universe.blocked)
         if category is not None:
             allowed = self.universe.categories.get(category)
@@ -164,29 +165,30 @@ class ServingState:
         catalog_total = scoring.eligible_count(scores)
         if user is not None:
             scoring.mask(scores, model.seen(user))
-        if seen:
-            scoring.mask(scores, self.universe.positions_of_pks(seen))
+        if history.size:
+            scoring.mask(scores, history)
         if exclude:
             scoring.mask(scores, self.universe.positions(exclude))
         page = scoring.rank_page(scores, offset=offset, limit=limit)
         return Ranking(page, self.universe.ids_at(page.indices), fallback, catalog_total)
 
-    def _scores(self, user: int | None, seen: list[int]) -> tuple[np.ndarray, str | None]:
+    def _scores(self, user: int | None, history: np.ndarray) -> tuple[np.ndarray, str | None]:
         """Every position's score for one request, and the fallback used (None: the
-        model). Factor families score the user's factors (a user unknown at training gets
-        popularity); item-item families score the user's current history, ``seen`` (the
-        request's recent events, the latest first), so an event posted a moment ago
-        counts and a new user with one event is served personally; a score family ranks
-        every user alike."""
+        model). ``history`` is the request's recent items (universe positions, the latest
+        first; -1 for items the universe does not hold). Item-item families score it, so
+        an event posted a moment ago counts and a new user with one event is served
+        personally; factor families score the user's factors, folded in from the history
+        when the family can (als, svd) and the user is new or has items the model has not
+        seen them with; a user without either gets popularity; a score family ranks every
+        user alike."""
         model = self.model
         if model is None:
             return self.popularity.copy(), NO_MODEL
         kind = model.kind
         if kind == FamilyKind.SCORES:
             return np.array(model.arrays["item_scores"], dtype=np.float32), None
+        history = self.model_history(history)
         if kind == FamilyKind.ITEM_ITEM:
-            history = self.universe.positions_of_pks(seen)
-            history = history[(history >= 0) & (history < len(self.universe.head_ids))]
             if history.size == 0:
                 return self.popularity.copy(), UNKNOWN_USER
             half_life = float(model.params.get("recency_half_life") or 0.0)
@@ -194,15 +196,36 @@ class ServingState:
                 model.similarity, history, len(self.universe), recency_half_life=half_life
             )
             return scores, None
-        if user is None:
+        factors = self.user_factors(user, history)
+        if factors is None:
             return self.popularity.copy(), UNKNOWN_USER
+        return scoring.score_blocks(factors[0], factors[1], self.blocks), None
+
+    def model_history(self, history: np.ndarray) -> np.ndarray:
+        """The positions of ``history`` that are the model's own items (in order)."""
+        return history[(history >= 0) & (history < len(self.universe.head_ids))]
+
+    def user_factors(
+        self, user: int | None, history: np.ndarray
+    ) -> tuple[np.ndarray, float] | None:
+        """A factor model's vector and bias for the user: stored, or folded in from
+        ``history`` (model positions) plus what training saw when the user is new or
+        ``history`` holds items training did not see them with. None: no factors."""
+        model = self.model
         arrays = model.arrays
-        return (
-            scoring.score_blocks(
-                arrays["user_embeddings"][user], float(arrays["user_biases"][user]), self.blocks
-            ),
-            None,
-        )
+        fold_in = model.fold_in
+        if fold_in is not None and history.size:
+            if user is None:
+                return fold_in.user_vector(arrays["item_embeddings"], history), 0.0
+            trained = model.seen(user)
+            if not np.isin(history, trained).all():
+                vector = fold_in.user_vector(
+                    arrays["item_embeddings"], np.concatenate([trained, history])
+                )
+                return vector, float(arrays["user_biases"][user])
+        if user is None:
+            return None
+        return arrays["user_embeddings"][user], float(arrays["user_biases"][user])
 
     def similar(self, *, item_id: str, limit: int) -> Ranking:
         """Nearest items: by cosine of the item embeddings (factor families, new items
