@@ -39,25 +39,55 @@ def history_scores(
     weighted ``0.5 ** (rank / (recency_half_life * n))`` by recency rank (0 = the latest)
     when ``recency_half_life`` > 0, as training scored it (``family_scoring``)."""
     scores = np.zeros(n_items, dtype=np.float32)
-    _, first = np.unique(history, return_index=True)
-    items = history[np.sort(first)]
+    items, weights = history_weights(history, recency_half_life)
     if items.size == 0:
         return scores
-    if recency_half_life > 0:
+    terms = history_terms(similarity, items, weights)
+    np.add.at(scores, terms.columns, terms.values)
+    return scores
+
+
+def history_weights(history: np.ndarray, recency_half_life: float) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct items of ``history`` (the most recent first), each at its latest
+    position, and each one's weight in the sum (float32)."""
+    _, first = np.unique(history, return_index=True)
+    items = history[np.sort(first)]
+    if recency_half_life > 0 and items.size:
         ranks = np.arange(items.size, dtype=np.float64)
         weights = np.power(0.5, ranks / (recency_half_life * items.size)).astype(np.float32)
     else:
         weights = np.ones(items.size, dtype=np.float32)
+    return items, weights
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The terms of a history's sum, one per stored entry of the history items' rows, row
+    after row: ``values[t]`` (weight x similarity) goes to item ``columns[t]``; history
+    item ``i`` (an index into the history's items) contributes ``lengths[i]`` terms."""
+
+    lengths: np.ndarray
+    columns: np.ndarray
+    values: np.ndarray
+
+    def rows(self) -> np.ndarray:
+        """The history item of each term (for explanations; scoring does not need it)."""
+        return np.repeat(np.arange(self.lengths.size), self.lengths)
+
+
+def history_terms(similarity: Similarity, items: np.ndarray, weights: np.ndarray) -> Terms:
+    """Every term of ``sum_i weights[i] x similarity[items[i]]``, gathered without a loop
+    (the memory-mapped rows are read, never copied whole)."""
     starts = np.asarray(similarity.indptr[items], dtype=np.int64)
     ends = np.asarray(similarity.indptr[items + 1], dtype=np.int64)
     lengths = ends - starts
-    if lengths.sum() == 0:
-        return scores
-    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-    columns = np.asarray(similarity.indices[offsets], dtype=np.int64)
-    values = np.asarray(similarity.data[offsets], dtype=np.float32) * np.repeat(weights, lengths)
-    np.add.at(scores, columns, values)
-    return scores
+    total = int(lengths.sum())
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+    return Terms(
+        lengths=lengths,
+        columns=np.asarray(similarity.indices[offsets], dtype=np.int64),
+        values=np.asarray(similarity.data[offsets], dtype=np.float32) * np.repeat(weights, lengths),
+    )
 
 
 """``(embeddings (n, d), biases (n,))`` of consecutive universe items."""

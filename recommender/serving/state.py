@@ -25,6 +25,7 @@ NO_MODEL = "no_model"
 SOURCE_MODEL = "model"
 SOURCE_COLD_START = "cold_start_category"  # a catalogue item scored through its categories
 SOURCE_POPULARITY = "popularity_fallback"
+ITEM_SOURCES = (SOURCE_MODEL, SOURCE_COLD_START, SOURCE_POPULARITY)
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
