@@ -512,7 +512,13 @@ def similar_items_answer(params: QueryDict, *, item_id: str) -> dict:
             404: ErrorSerializer,
             503: ErrorSerializer,
         },
-        summary="Items nearest to an item by the model's item embeddings (cosine)",
+        summary="Items nearest to an item",
+        description=(
+            "By the model's family: the cosine of the item embeddings (lightfm, als, svd; "
+            "new catalogue items included), the item's row of the item-item matrix (ease, "
+            "itemknn), or the cosine of the items' users in the training interactions "
+            "(popularity). 503 `no_model` while no model is loaded."
+        ),
     )
 )
 class SimilarItemsApi(ServingApi):

@@ -179,6 +179,29 @@ def category_factors_flat(
     return embeddings.astype(np.float32), biases.astype(np.float32)
 
 
+def cooccurrence_cosine(
+    indptr: np.ndarray, indices: np.ndarray, item: int, n_items: int
+) -> np.ndarray:
+    """Each item's cosine with ``item`` over a users x items interaction matrix given as
+    CSR parts (binary: ``|U_i & U_j| / sqrt(|U_i| |U_j|)``, ``U`` an item's users). Two
+    passes over the entries, no index built: for models with nothing item-to-item of
+    their own (score families), whose similar items are what the same users had."""
+    indices = np.asarray(indices)
+    entries = np.flatnonzero(indices == item)
+    scores = np.zeros(n_items, dtype=np.float32)
+    if entries.size == 0:
+        return scores
+    users = np.searchsorted(indptr, entries, side="right") - 1
+    starts = np.asarray(indptr[users], dtype=np.int64)
+    lengths = np.asarray(indptr[users + 1], dtype=np.int64) - starts
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    together = np.bincount(np.asarray(indices[offsets], np.int64), minlength=n_items)
+    degrees = np.bincount(indices.astype(np.int64, copy=False), minlength=n_items)
+    valid = degrees > 0
+    scores[valid] = together[valid] / np.sqrt(degrees[valid] * float(entries.size))
+    return scores
+
+
 def mask(scores: np.ndarray, indices: np.ndarray) -> None:
     """Exclude ``indices`` (universe positions; negatives = unknown ids are ignored)."""
     indices = np.asarray(indices, dtype=np.int64)

@@ -230,7 +230,8 @@ class ServingState:
 
     def similar(self, *, item_id: str, limit: int) -> Ranking:
         """Nearest items: by cosine of the item embeddings (factor families, new items
-        included) or the item's row of the item-item matrix."""
+        included), the item's row of the item-item matrix (item-item families), or the
+        cosine of the items' users in the training interactions (score families)."""
         if self.model is None:
             raise NoModel(
                 f"Recommender {self.recommender!r} has no model loaded: similar items need "
@@ -253,11 +254,10 @@ class ServingState:
                 len(self.universe),
                 recency_half_life=0.0,
             )
-        elif kind == FamilyKind.SCORES:
-            raise NoModel(
-                f"Recommender {self.recommender!r} serves a {self.model.artifact.family} "
-                "model, which has nothing item-to-item: no similar items.",
-                recommender=self.recommender,
+        elif kind == FamilyKind.SCORES:  # nothing item-to-item: what the same users had
+            arrays = self.model.arrays
+            scores = scoring.cooccurrence_cosine(
+                arrays["seen_indptr"], arrays["seen_indices"], position, len(self.universe)
             )
         else:
             embeddings = self.blocks[0][0] if position < head else self.blocks[1][0]

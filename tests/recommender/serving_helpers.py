@@ -153,6 +153,7 @@ def publish_family(
     params: dict | None = None,
     *,
     seen: dict[str, list[str]] | None = None,
+    feature_names: dict[str, list[str]] | None = None,
 ) -> ModelVersion:
     """Write, publish, register and promote a version of ``family`` over ``spec``'s ids
     with ``arrays`` (the family's own), ``spec``'s popularity and ``seen`` (user -> items
@@ -176,7 +177,9 @@ def publish_family(
             "seen_indices": np.asarray(indices, np.int32),
         },
         id_maps={"users": spec.users, "items": spec.items},
-        meta=ArtifactMeta(family=family, hyperparameters=hyperparameters),
+        meta=ArtifactMeta(
+            family=family, hyperparameters=hyperparameters, feature_names=feature_names or {}
+        ),
     )
     version = model_version_create(
         recommender=recommender,

@@ -72,9 +72,7 @@ def test_an_item_item_explanation_names_the_largest_terms_of_the_sum(catalog, ma
     assert explained[SPEC.items[6]] == ("model", [SPEC.items[4]])
 
 
-def test_a_factor_explanation_names_the_history_items_nearest_by_cosine(
-    catalog, make_api_client
-):
+def test_a_factor_explanation_names_the_history_items_nearest_by_cosine(catalog, make_api_client):
     rng = np.random.default_rng(2)
     items = rng.normal(size=(len(SPEC.items), 3)).astype(np.float32)
     publish_family(
