@@ -43,12 +43,18 @@ from recommender.artifacts import (
 from recommender.config_schema import run_hyperparameters
 from recommender.exceptions import ArtifactStoreUnavailable, RecsiteError
 from recommender.families import RUN_SETTINGS, Family, family_get
-from recommender.features import IDENTITY_PREFIX, category_feature_names, user_feature_names
+from recommender.features import (
+    IDENTITY_PREFIX,
+    category_feature_names,
+    term_feature_names,
+    user_feature_names,
+)
 from recommender.metric_names import metric_key
 from recommender.models import ModelVersion, PromotionKind, Recommender, VersionStatus
 from recommender.selectors import active_version_get
 from recommender.services.registry import model_version_create, model_version_promote
 from recommender.services.retention import artifacts_retain
+from recommender.text_features import TitleTerms, title_terms_fit
 from training.dataset import EventColumns, catalog_load, events_load, user_features_load
 from training.families.base import FitContext, FittedModel, model_from_artifact
 from training.families.fit import FamilyScorer, family_scorer, fit_family
@@ -163,6 +169,7 @@ class _Data:
     item_pks: np.ndarray
     item_features: FeatureMatrix | None
     user_features: FeatureMatrix | None
+    title_terms: TitleTerms | None = None  # the vocabulary of the ``term:`` item features
 
 
 def training_run_execute(
@@ -241,7 +248,7 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
             )
 
     with reporter.phase_of("build"):
-        data = _build(recommender, events)
+        data = _build(recommender, events, params)
         stats = _data_stats(data)
         reporter.log(
             f"{stats['users']} users x {stats['items']} items, density {stats['density']:.5f}"
@@ -339,7 +346,7 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
     _register(run, reporter, metrics, stats, gate_results, decision, params, options)
 
 
-def _build(recommender: Recommender, events: EventColumns) -> _Data:
+def _build(recommender: Recommender, events: EventColumns, params: dict[str, Any]) -> _Data:
     users, user_index = IdMap(events.users), events.user_codes
     item_pks, item_index = np.unique(events.item_pks, return_inverse=True)
     catalog = catalog_load(item_pks=item_pks)
@@ -351,13 +358,24 @@ def _build(recommender: Recommender, events: EventColumns) -> _Data:
         weights=events.weights,
         timestamps=events.timestamps,
     )
-    item_features = None
+    item_features = title_terms = None
     if recommender.use_item_features:
         rows = np.repeat(
             np.arange(len(items), dtype=np.int64), [len(c) for c in catalog.categories]
         )
         labels = [label for names in catalog.categories for label in category_feature_names(names)]
-        item_features = feature_matrix(items, rows, np.asarray(labels, dtype=np.str_))
+        fitted = title_terms_fit(catalog.titles, int(params.get("title_terms", 0)))
+        title_terms = fitted[0] if fitted else None
+        item_features = feature_matrix(
+            items,
+            rows,
+            np.asarray(labels, dtype=np.str_),
+            weighted=FeatureMatrix(
+                fitted[1], np.asarray(term_feature_names(title_terms.terms), dtype=np.str_)
+            )
+            if fitted
+            else None,
+        )
     user_features = None
     if recommender.use_user_features:
         profiles = user_features_load(user_ids=users.ids.tolist())
@@ -365,7 +383,9 @@ def _build(recommender: Recommender, events: EventColumns) -> _Data:
         rows = np.repeat(np.arange(len(users), dtype=np.int64), [len(f) for f in per_user])
         labels = [label for names in per_user for label in user_feature_names(names)]
         user_features = feature_matrix(users, rows, np.asarray(labels, dtype=np.str_))
-    return _Data(events, users, items, interactions, item_pks, item_features, user_features)
+    return _Data(
+        events, users, items, interactions, item_pks, item_features, user_features, title_terms
+    )
 
 
 def _data_stats(data: _Data) -> dict[str, Any]:
@@ -556,6 +576,11 @@ def _write(
         artifact_name_new(f"run-{run.pk}"),
         arrays={
             **fitted.artifact_arrays(),
+            **(
+                {"item_term_idf": data.title_terms.idf}
+                if family.uses_features and data.title_terms
+                else {}
+            ),
             "popularity": np.asarray(seen.sum(axis=0), dtype=np.float32).ravel(),
             "seen_indptr": seen.indptr.astype(np.int64),
             "seen_indices": seen.indices.astype(np.int32),

@@ -163,19 +163,28 @@ def category_factors_flat(
     feature_biases: np.ndarray,
     flat: np.ndarray,
     counts: np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> FactorBlock:
     """:func:`category_factors` with the rows given as one array: item ``i``'s feature
-    rows are the next ``counts[i]`` entries of ``flat``."""
+    rows are the next ``counts[i]`` entries of ``flat``. With ``weights`` (one per entry
+    of ``flat``: 1 for a category, the TF-IDF weight for a title term) the mean is
+    weighted, as LightFM weighs a row normalised to sum to 1."""
     dim = int(feature_embeddings.shape[1])
     if counts.size == 0:
         return np.zeros((0, dim), np.float32), np.zeros(0, np.float32)
     if (counts == 0).any():
-        raise ValueError("every new item needs at least one known category")
+        raise ValueError("every new item needs at least one known feature")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    embeddings = np.add.reduceat(np.asarray(feature_embeddings[flat], np.float32), starts)
-    biases = np.add.reduceat(np.asarray(feature_biases[flat], np.float32), starts)
-    embeddings /= counts[:, None].astype(np.float32)
-    biases /= counts.astype(np.float32)
+    if weights is None:
+        weights = np.ones(flat.size, np.float32)
+    weights = np.asarray(weights, np.float32)
+    embeddings = np.add.reduceat(
+        np.asarray(feature_embeddings[flat], np.float32) * weights[:, None], starts
+    )
+    biases = np.add.reduceat(np.asarray(feature_biases[flat], np.float32) * weights, starts)
+    totals = np.add.reduceat(weights, starts)
+    embeddings /= totals[:, None]
+    biases /= totals
     return embeddings.astype(np.float32), biases.astype(np.float32)
 
 

@@ -279,23 +279,19 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
     head_ok[head_ok] = catalog.active[head_rows[head_ok]]
     in_model = model.items.positions(catalog.ids) >= 0
 
-    # Catalog items the model has not seen, active, with at least one category it knows:
-    # scored through the mean of those categories' factors (families with feature
-    # embeddings; the others have no such items).
-    if model.category_rows:
-        names, indptr, indices = catalog.category_matrix
-        feature_of_name = np.asarray([model.category_rows.get(n, -1) for n in names], np.int64)
-        features = feature_of_name[indices] if indices.size else indices
-        row_of_entry = np.repeat(np.arange(len(catalog.ids)), np.diff(indptr))
-        known = features >= 0
-        known_per_row = np.bincount(row_of_entry[known], minlength=len(catalog.ids))
-        is_tail = ~in_model & catalog.active & (known_per_row > 0)
-        tail_rows = np.flatnonzero(is_tail)
+    # Catalog items the model has not seen, active, with at least one category or title
+    # word it knows: scored through the (weighted) mean of those features' factors
+    # (families with feature embeddings; the others have no such items).
+    if model.category_rows or model.title_terms is not None:
+        rows, features, weights = _known_features(model, catalog, ~in_model & catalog.active)
+        known_per_row = np.bincount(rows, minlength=len(catalog.ids))
+        tail_rows = np.flatnonzero(known_per_row > 0)
         tail = scoring.category_factors_flat(
             arrays["item_feature_embeddings"],
             arrays["item_feature_biases"],
-            features[known & is_tail[row_of_entry]],
+            features,
             known_per_row[tail_rows],
+            weights,
         )
     else:
         tail_rows = _EMPTY
@@ -331,6 +327,29 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
         ),
         catalog_stamp=catalog.stamp,
     )
+
+
+def _known_features(
+    model: LoadedModel, catalog: Catalog, candidates: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's features of the ``candidates`` (a mask of catalog rows) as entries
+    sorted by row: ``(catalog row, feature row, weight)``; a category weighs 1, a title
+    word its TF-IDF weight."""
+    names, indptr, indices = catalog.category_matrix
+    feature_of_name = np.asarray([model.category_rows.get(n, -1) for n in names], np.int64)
+    features = feature_of_name[indices] if indices.size else indices
+    row_of_entry = np.repeat(np.arange(len(catalog.ids)), np.diff(indptr))
+    keep = (features >= 0) & candidates[row_of_entry]
+    rows, features = row_of_entry[keep], features[keep]
+    weights = np.ones(rows.size, np.float32)
+    if model.title_terms is not None:
+        candidate_rows = np.flatnonzero(candidates)
+        terms = model.title_terms.weights([catalog.titles[r] for r in candidate_rows.tolist()])
+        rows = np.concatenate([rows, np.repeat(candidate_rows, np.diff(terms.indptr))])
+        features = np.concatenate([features, model.term_rows[terms.indices]])
+        weights = np.concatenate([weights, terms.data.astype(np.float32)])
+    order = np.argsort(rows, kind="stable")
+    return rows[order], features[order], weights[order]
 
 
 def universe_columns(
