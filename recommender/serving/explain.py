@@ -49,18 +49,21 @@ def explanations(
         items, contributions = _factors(state, history, page)
     else:
         return [Explanation(source, []) for source in sources]
-    ids = state.universe.ids_at(items) if items.size else []
+    top = _top(contributions)
+    chosen = np.unique(np.concatenate([row for row in top])) if top else items[:0]
+    ids = dict(zip(chosen.tolist(), state.universe.ids_at(items[chosen]), strict=True))
     return [
-        Explanation(source, [ids[i] for i in _top(row)])
-        for source, row in zip(sources, contributions, strict=True)
+        Explanation(source, [ids[i] for i in row.tolist()])
+        for source, row in zip(sources, top, strict=True)
     ]
 
 
-def _top(row: np.ndarray) -> list[int]:
-    """The indices of the ``BECAUSE_MAX`` largest positive entries, largest first (ties:
-    the lower index, i.e. the more recent history item)."""
-    order = np.lexsort((np.arange(row.size), -row))[:BECAUSE_MAX]
-    return [int(i) for i in order if row[i] > 0]
+def _top(contributions: np.ndarray) -> list[np.ndarray]:
+    """Per row, the columns of its ``BECAUSE_MAX`` largest positive entries, largest
+    first (ties: the lower column, i.e. the more recent history item)."""
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :BECAUSE_MAX]
+    values = np.take_along_axis(contributions, order, axis=1)
+    return [row[value > 0] for row, value in zip(order, values, strict=True)]
 
 
 def _item_item(

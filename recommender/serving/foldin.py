@@ -30,6 +30,9 @@ class FoldIn:
     family: str
     gram: np.ndarray | None  # als: YtY + regularization x I (float64, d x d)
     alpha: float = 1.0
+    # als with alpha 1 (the default): a history adds nothing to the system, so its
+    # inverse is computed once and a request costs one matrix-vector product.
+    inverse: np.ndarray | None = None
 
     def user_vector(self, item_factors: np.ndarray, history: np.ndarray) -> np.ndarray:
         """The user's factors (float32) from ``history`` (item positions into
@@ -38,6 +41,8 @@ class FoldIn:
         factors = np.asarray(item_factors[items], dtype=np.float64)
         if self.family == "svd":
             return factors.sum(axis=0).astype(np.float32)
+        if self.inverse is not None:
+            return (self.inverse @ factors.sum(axis=0)).astype(np.float32)
         confidence = self.alpha
         system = self.gram + (confidence - 1.0) * (factors.T @ factors)
         target = confidence * factors.sum(axis=0)
@@ -54,4 +59,6 @@ def fold_in_for(family: str, params: dict[str, Any], item_factors: np.ndarray) -
     factors = np.asarray(item_factors, dtype=np.float64)
     gram = factors.T @ factors
     gram[np.diag_indices_from(gram)] += float(params.get("regularization", 0.0))
-    return FoldIn(family, gram, alpha=float(params.get("alpha", 1.0)))
+    alpha = float(params.get("alpha", 1.0))
+    inverse = np.linalg.inv(gram) if alpha == 1.0 else None
+    return FoldIn(family, gram, alpha=alpha, inverse=inverse)

@@ -19,12 +19,17 @@ SPEC = default_spec(seed=3)
 ALS_PARAMS = {"factors": 4, "regularization": 0.1, "alpha": 2.0, "iterations": 3}
 
 
-def fitted_als(n_users: int = 20, n_items: int = len(SPEC.items)) -> AlternatingLeastSquares:
+def fitted_als(
+    n_users: int = 20, n_items: int = len(SPEC.items), alpha: float = ALS_PARAMS["alpha"]
+) -> AlternatingLeastSquares:
     rng = np.random.default_rng(0)
     dense = (rng.random((n_users, n_items)) < 0.3).astype(np.float32)
     with threadpool_limits(limits=1, user_api="blas"):
         model = AlternatingLeastSquares(
-            **ALS_PARAMS, random_state=0, num_threads=1, calculate_training_loss=False
+            **{**ALS_PARAMS, "alpha": alpha},
+            random_state=0,
+            num_threads=1,
+            calculate_training_loss=False,
         )
         model.fit(sp.csr_matrix(dense), show_progress=False)
     return model
@@ -38,11 +43,12 @@ def recalculated(model: AlternatingLeastSquares, items: list[int]) -> np.ndarray
     return np.asarray(model.recalculate_user(0, row), np.float32)
 
 
-def test_als_fold_in_is_implicits_recalculate_user():
-    model = fitted_als()
+@pytest.mark.parametrize("alpha", [1.0, 2.0])  # 1: the precomputed inverse
+def test_als_fold_in_is_implicits_recalculate_user(alpha):
+    model = fitted_als(alpha=alpha)
     history = np.asarray([3, 7, 7, 12], np.int64)  # a repeated item counts once
 
-    fold_in = fold_in_for("als", ALS_PARAMS, model.item_factors)
+    fold_in = fold_in_for("als", {**ALS_PARAMS, "alpha": alpha}, model.item_factors)
     vector = fold_in.user_vector(model.item_factors, history)
 
     np.testing.assert_allclose(vector, recalculated(model, [3, 7, 12]), rtol=1e-4, atol=1e-5)
