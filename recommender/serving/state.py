@@ -242,7 +242,7 @@ class ServingState:
         if position is None:
             raise ItemNotFound(
                 f"Item {item_id!r} is not known to the model (nor a catalog item with a "
-                "category the model knows).",
+                "category or title word the model knows).",
                 item_id=item_id,
             )
         head = len(self.universe.head_ids)
