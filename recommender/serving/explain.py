@@ -78,10 +78,12 @@ def _item_item(
     if items.size == 0:
         return items, contributions
     terms = scoring.history_terms(model.similarity, items, weights)
-    order = np.argsort(page, kind="stable")
-    at = np.minimum(np.searchsorted(page[order], terms.columns), page.size - 1)
-    hit = page[order][at] == terms.columns
-    contributions[order[at[hit]], terms.rows()[hit]] = terms.values[hit]
+    slot = np.full(len(state.universe), -1, dtype=np.int64)  # position -> index on the page
+    slot[page] = np.arange(page.size)
+    on_page = slot[terms.columns]
+    hit = np.flatnonzero(on_page >= 0)
+    history_item = np.searchsorted(np.cumsum(terms.lengths), hit, side="right")
+    contributions[on_page[hit], history_item] = terms.values[hit]
     return items, contributions
 
 

@@ -70,10 +70,6 @@ class Terms:
     columns: np.ndarray
     values: np.ndarray
 
-    def rows(self) -> np.ndarray:
-        """The history item of each term (for explanations; scoring does not need it)."""
-        return np.repeat(np.arange(self.lengths.size), self.lengths)
-
 
 def history_terms(similarity: Similarity, items: np.ndarray, weights: np.ndarray) -> Terms:
     """Every term of ``sum_i weights[i] x similarity[items[i]]``, gathered without a loop
