@@ -362,6 +362,14 @@ class RecommendationsQuery(RecommenderQuery):
         ),
     )
     category = serializers.CharField(required=False, max_length=100)
+    explain = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "Add to each item `source` (what ranked it) and `because` (up to 3 of the "
+            "user's items that contributed most). Off by default: it costs extra work."
+        ),
+    )
 
     def validate_exclude(self, value: str) -> list[str]:
         ids = [part.strip() for part in value.split(",") if part.strip()]
@@ -431,6 +439,7 @@ def recommendations_answer(params: QueryDict, *, user_id: str) -> dict:
         offset=data["offset"],
         exclude=data["exclude"],
         category=data.get("category"),
+        explain=data["explain"],
     )
     served_response_count(
         recommender=page.recommender, endpoint="recommendations", fallback=page.fallback
@@ -503,7 +512,13 @@ def similar_items_answer(params: QueryDict, *, item_id: str) -> dict:
             404: ErrorSerializer,
             503: ErrorSerializer,
         },
-        summary="Items nearest to an item by the model's item embeddings (cosine)",
+        summary="Items nearest to an item",
+        description=(
+            "By the model's family: the cosine of the item embeddings (lightfm, als, svd; "
+            "new catalogue items included), the item's row of the item-item matrix (ease, "
+            "itemknn), or the cosine of the items' users in the training interactions "
+            "(popularity). 503 `no_model` while no model is loaded."
+        ),
     )
 )
 class SimilarItemsApi(ServingApi):

@@ -12,6 +12,9 @@ Layout of ``<root>/<name>/``::
     (families with item features: lightfm)
     item_feature_embeddings.npy  float32 (n_item_features, d)
     item_feature_biases.npy   float32 (n_item_features,)
+    item_term_idf.npy         float32 (n_terms,)   optional: the idf of each ``term:``
+                              feature, in feature-name order, when the model has title
+                              terms as features (``recommender.text_features``)
     (item-item families: ease, itemknn; the top-k item x item matrix as CSR parts: row i
     holds the weights of the items that item i recommends, a user's score is their history
     times it, recommender.family_scoring)
@@ -88,6 +91,7 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
     "similarity_indices": np.dtype("<i4"),
     "similarity_indptr": np.dtype("<i8"),
     "item_scores": np.dtype("<f4"),
+    "item_term_idf": np.dtype("<f4"),
 }
 """Every array some family writes, with its dtype; ``family_arrays`` says which."""
 COMMON_ARRAYS = ("popularity", "seen_indptr", "seen_indices")
@@ -97,6 +101,8 @@ KIND_ARRAYS: dict[FamilyKind, tuple[str, ...]] = {
     FamilyKind.SCORES: ("item_scores",),
 }
 FEATURE_ARRAYS = ("item_feature_embeddings", "item_feature_biases")
+# Written only when there is something to write (families with features).
+OPTIONAL_FEATURE_ARRAYS = ("item_term_idf",)
 FAMILY_BEFORE_FAMILIES = Algorithm.LIGHTFM  # a manifest without "family"
 ID_MAPS = ("users", "items")
 ID_MAP_PARTS: dict[str, np.dtype] = {"blob": np.dtype("|u1"), "offsets": np.dtype("<i8")}
@@ -181,6 +187,26 @@ def family_arrays(family: Any) -> tuple[str, ...]:
     )
 
 
+def _array_names(family: str, present: Any) -> tuple[str, ...]:
+    """The arrays of an artifact of ``family`` whose arrays are ``present``: the family's
+    own, then the optional ones it may hold that are there. ``ArtifactError`` when one of
+    its own is missing or an array is not the family's."""
+    names = family_arrays(family)
+    optional = OPTIONAL_FEATURE_ARRAYS if FAMILIES[family].uses_features else ()
+    present = set(present)
+    missing, unknown = set(names) - present, present - set(names) - set(optional)
+    if missing or unknown:
+        raise ArtifactError(
+            "shape_mismatch",
+            f"a {family} artifact's arrays must be exactly: "
+            + ", ".join(sorted(names))
+            + (f" (optionally {', '.join(optional)})" if optional else ""),
+            missing=sorted(missing),
+            unknown=sorted(unknown),
+        )
+    return (*names, *(name for name in optional if name in present))
+
+
 def _check_consistency(
     family: str, shapes: Mapping[str, tuple[int, ...]], n_users: int, n_items: int
 ) -> None:
@@ -191,7 +217,7 @@ def _check_consistency(
             "shape_mismatch", message, shapes={k: list(v) for k, v in shapes.items()}
         )
 
-    for name in family_arrays(family):
+    for name in shapes:
         ndim = 2 if name.endswith("embeddings") else 1
         if len(shapes[name]) != ndim:
             fail(f"{name} must have {ndim} dimension(s), has shape {shapes[name]}")
@@ -258,14 +284,7 @@ def _prepare(
     family: str, arrays: Mapping[str, np.ndarray], id_maps: Mapping[str, Any]
 ) -> tuple[dict[str, np.ndarray], dict[str, IdArray]]:
     """Coerce to the format's dtypes; refuse anything missing, unknown or pickled."""
-    names = family_arrays(family)
-    if set(arrays) != set(names):
-        raise ArtifactError(
-            "shape_mismatch",
-            f"a {family} artifact's arrays must be exactly: " + ", ".join(sorted(names)),
-            missing=sorted(set(names) - set(arrays)),
-            unknown=sorted(set(arrays) - set(names)),
-        )
+    names = _array_names(family, arrays)
     if set(id_maps) != set(ID_MAPS):
         raise ArtifactError("shape_mismatch", "id_maps must be exactly: users, items")
     out: dict[str, np.ndarray] = {}
@@ -334,6 +353,7 @@ def write_artifact(
         len(ids["users"]),
         len(ids["items"]),
     )
+    array_names = tuple(prepared)
     for map_name, map_ids in ids.items():
         prepared.update(_id_map_files(map_name, map_ids))
 
@@ -354,7 +374,7 @@ def write_artifact(
             "name": name,
             "created_at": datetime.now(UTC).isoformat(),
             "family": meta.family,
-            "arrays": {k: entries[k] for k in family_arrays(meta.family)},
+            "arrays": {k: entries[k] for k in array_names},
             "id_maps": {
                 m: {part: entries[f"ids_{m}_{part}"] for part in ID_MAP_PARTS} for m in ID_MAPS
             },
@@ -423,8 +443,13 @@ def _read_manifest(path: Path) -> tuple[dict[str, Any], str]:
     ):
         if not isinstance(manifest.get(key), kind):
             raise ArtifactError("bad_manifest", f"manifest.json: {key!r} missing or malformed")
-    names = family_arrays(manifest.get("family", FAMILY_BEFORE_FAMILIES))
-    if set(manifest["arrays"]) != set(names) or set(manifest["id_maps"]) != set(ID_MAPS):
+    try:
+        _array_names(manifest.get("family", FAMILY_BEFORE_FAMILIES), manifest["arrays"])
+    except ArtifactError as exc:
+        if exc.code != "shape_mismatch":
+            raise
+        raise ArtifactError("bad_manifest", "manifest.json lists the wrong arrays or id maps")
+    if set(manifest["id_maps"]) != set(ID_MAPS):
         raise ArtifactError("bad_manifest", "manifest.json lists the wrong arrays or id maps")
     return manifest, hashlib.sha256(body).hexdigest()
 
@@ -539,7 +564,7 @@ def load_artifact(
     loaded = {key: _load_npy(resolved[e["file"]], e, mmap) for key, e in entries.items()}
     id_maps = {m: _id_map(loaded, m) for m in ID_MAPS}
     family = manifest.get("family", FAMILY_BEFORE_FAMILIES)
-    names = family_arrays(family)
+    names = _array_names(family, manifest["arrays"])
     _check_consistency(
         family, {k: loaded[k].shape for k in names}, len(id_maps["users"]), len(id_maps["items"])
     )

@@ -88,6 +88,8 @@ _HISTORY_HALF_LIFE = number(
     ),
 )
 
+TITLE_TERMS_DEFAULT = 5000
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
@@ -129,6 +131,17 @@ FAMILIES: dict[str, Family] = {
                 ),
                 number("item_alpha", 0.0, 1.0, default=1e-6, help="L2 penalty on item factors."),
                 number("user_alpha", 0.0, 1.0, default=1e-6, help="L2 penalty on user factors."),
+                integer(
+                    "title_terms",
+                    0,
+                    100_000,
+                    default=TITLE_TERMS_DEFAULT,
+                    help=(
+                        "Words of item titles used as item features, TF-IDF weighted (at most "
+                        "this many, each in two or more titles): a new item without known "
+                        "categories starts from its title. 0 = none. Needs item features on."
+                    ),
+                ),
             ),
             uses_features=True,
         ),

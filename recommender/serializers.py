@@ -6,6 +6,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from recommender.models import ModelVersion, PromotionEvent
+from recommender.serving.state import ITEM_SOURCES
 
 
 class ModelVersionOutput(serializers.ModelSerializer):
@@ -56,6 +57,28 @@ class RankedItemOutput(serializers.Serializer):
     categories = serializers.ListField(child=serializers.CharField())
 
 
+class RecommendedItemOutput(RankedItemOutput):
+    source = serializers.ChoiceField(
+        choices=ITEM_SOURCES,
+        required=False,
+        help_text=(
+            "With `explain=true` only. `model`: the model ranked the item; "
+            "`cold_start_category`: a catalogue item the model has not seen, scored through "
+            "its categories; `popularity_fallback`: popularity (no model, or an unknown user)."
+        ),
+    )
+    because = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text=(
+            "With `explain=true` only. Up to 3 of the user's items (ids) that contributed "
+            "most, the largest first: the largest terms of the score (item-item models) or "
+            "the history items nearest by embedding cosine (factor models); empty for "
+            "popularity."
+        ),
+    )
+
+
 class PaginationOutput(serializers.Serializer):
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
@@ -90,7 +113,7 @@ class RecommendationsOutput(serializers.Serializer):
     fallback = serializers.ChoiceField(
         choices=["unknown_user", "no_model"], allow_null=True, help_text="null: ranked by the model"
     )
-    items = RankedItemOutput(many=True)
+    items = RecommendedItemOutput(many=True)
     pagination = PaginationOutput()
 
 

@@ -104,12 +104,14 @@ class EventColumns:
 
 @dataclass(frozen=True)
 class CatalogColumns:
-    """The items that appear in the events, with their external ids and categories."""
+    """The items that appear in the events, with their external ids, categories and
+    titles."""
 
     item_pks: np.ndarray
     external_ids: list[str]
     categories: list[list[str]]
     active: np.ndarray
+    titles: list[str]
 
 
 def training_window(*, recommender: Recommender, now: datetime | None = None) -> tuple:
@@ -212,20 +214,22 @@ def events_iterate(
 
 
 def catalog_load(*, item_pks: np.ndarray) -> CatalogColumns:
-    """External ids, categories and the active flag for the given item keys, in that order."""
+    """External ids, categories, the active flag and titles for the given item keys, in
+    that order."""
     wanted = np.asarray(item_pks, dtype=np.int64)
     with _training_reads() as alias:
         rows = {
-            pk: (external_id, categories or [], active)
-            for pk, external_id, categories, active in Item.objects.using(alias)
+            pk: (external_id, categories or [], active, title)
+            for pk, external_id, categories, active, title in Item.objects.using(alias)
             .filter(pk__in=wanted.tolist())
-            .values_list("pk", "external_id", "categories", "active")
+            .values_list("pk", "external_id", "categories", "active", "title")
         }
     return CatalogColumns(
         item_pks=wanted,
         external_ids=[rows[pk][0] for pk in wanted.tolist()],
         categories=[list(rows[pk][1]) for pk in wanted.tolist()],
         active=np.array([rows[pk][2] for pk in wanted.tolist()], dtype=bool),
+        titles=[rows[pk][3] for pk in wanted.tolist()],
     )
 
 

@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from recommender.features import category_feature_names, user_feature_names
+from recommender.families import TITLE_TERMS_DEFAULT
+from recommender.features import category_feature_names, term_feature_names, user_feature_names
 from recommender.models import Recommender
+from recommender.text_features import TitleTerms, title_terms_fit
 from training.dataset import EventColumns, catalog_load, user_features_load
 from training.pipeline.matrices import FeatureMatrix, IdMap, Interactions, feature_matrix
 from training.pipeline.split import Split, split_global, split_per_user
@@ -25,9 +27,14 @@ class RunData:
     item_pks: np.ndarray
     item_features: FeatureMatrix | None
     user_features: FeatureMatrix | None
+    title_terms: TitleTerms | None = None  # the vocabulary of the ``term:`` item features
 
 
-def run_data_build(recommender: Recommender, events: EventColumns) -> RunData:
+def run_data_build(
+    recommender: Recommender, events: EventColumns, params: dict[str, Any]
+) -> RunData:
+    """``params``: the run's hyper-parameters; ``title_terms`` sizes the title vocabulary
+    of the item features (an ``auto`` run builds it at LightFM's default, for its trials)."""
     users, user_index = IdMap(events.users), events.user_codes
     item_pks, item_index = np.unique(events.item_pks, return_inverse=True)
     catalog = catalog_load(item_pks=item_pks)
@@ -39,13 +46,26 @@ def run_data_build(recommender: Recommender, events: EventColumns) -> RunData:
         weights=events.weights,
         timestamps=events.timestamps,
     )
-    item_features = None
+    item_features = title_terms = None
     if recommender.use_item_features:
         rows = np.repeat(
             np.arange(len(items), dtype=np.int64), [len(c) for c in catalog.categories]
         )
         labels = [label for names in catalog.categories for label in category_feature_names(names)]
-        item_features = feature_matrix(items, rows, np.asarray(labels, dtype=np.str_))
+        fitted = title_terms_fit(
+            catalog.titles, int(params.get("title_terms", TITLE_TERMS_DEFAULT))
+        )
+        title_terms = fitted[0] if fitted else None
+        item_features = feature_matrix(
+            items,
+            rows,
+            np.asarray(labels, dtype=np.str_),
+            weighted=FeatureMatrix(
+                fitted[1], np.asarray(term_feature_names(title_terms.terms), dtype=np.str_)
+            )
+            if fitted
+            else None,
+        )
     user_features = None
     if recommender.use_user_features:
         profiles = user_features_load(user_ids=users.ids.tolist())
@@ -53,7 +73,9 @@ def run_data_build(recommender: Recommender, events: EventColumns) -> RunData:
         rows = np.repeat(np.arange(len(users), dtype=np.int64), [len(f) for f in per_user])
         labels = [label for names in per_user for label in user_feature_names(names)]
         user_features = feature_matrix(users, rows, np.asarray(labels, dtype=np.str_))
-    return RunData(events, users, items, interactions, item_pks, item_features, user_features)
+    return RunData(
+        events, users, items, interactions, item_pks, item_features, user_features, title_terms
+    )
 
 
 def run_data_stats(data: RunData) -> dict[str, Any]:

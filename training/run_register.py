@@ -51,6 +51,11 @@ def run_artifact_write(
         artifact_name_new(f"run-{run.pk}"),
         arrays={
             **fitted.artifact_arrays(),
+            **(
+                {"item_term_idf": data.title_terms.idf}
+                if family.uses_features and data.title_terms
+                else {}
+            ),
             "popularity": np.asarray(seen.sum(axis=0), dtype=np.float32).ravel(),
             "seen_indptr": seen.indptr.astype(np.int64),
             "seen_indices": seen.indices.astype(np.int32),

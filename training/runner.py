@@ -231,7 +231,7 @@ def _execute(run: TrainingRun, reporter: _Reporter) -> None:
             )
 
     with reporter.phase_of("build"):
-        data = run_data_build(recommender, events)
+        data = run_data_build(recommender, events, params)
         stats = run_data_stats(data)
         reporter.log(
             f"{stats['users']} users x {stats['items']} items, density {stats['density']:.5f}"

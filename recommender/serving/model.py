@@ -5,7 +5,7 @@ indexes and norms serving derives from it once per load."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +14,12 @@ import numpy as np
 from recommender.artifact_store import artifact_load
 from recommender.artifacts import ArtifactError, LoadedArtifact
 from recommender.families import FamilyKind, family_get
-from recommender.features import CATEGORY_PREFIX
+from recommender.features import CATEGORY_PREFIX, TERM_PREFIX
 from recommender.ids import IdArray, IdIndex
 from recommender.models import ModelVersion, VersionStatus
 from recommender.serving import scoring
+from recommender.serving.foldin import FoldIn, fold_in_for
+from recommender.text_features import TitleTerms
 
 # A version that failed to load is tried again after this long (not at every refresh:
 # a load hashes the whole artifact).
@@ -79,6 +81,26 @@ def versions_get(pks: set[int], names: dict[int, str]) -> dict[int, ActiveVersio
     return {row[1]: _version(row, names.get(row[0], "")) for row in rows}
 
 
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+
+
+def _title_terms(
+    names: list[str], arrays: dict[str, np.ndarray]
+) -> tuple[TitleTerms | None, np.ndarray]:
+    """The title vocabulary of an artifact with ``term:`` features and their idf, and each
+    term's feature row (None and no rows without)."""
+    rows = [row for row, name in enumerate(names) if name.startswith(TERM_PREFIX)]
+    idf = arrays.get("item_term_idf")
+    if idf is None:
+        return None, _NO_ROWS
+    if len(idf) != len(rows):
+        raise ArtifactError(
+            "shape_mismatch", f"{len(idf)} term idf values for {len(rows)} term feature names"
+        )
+    terms = [names[row].removeprefix(TERM_PREFIX) for row in rows]
+    return TitleTerms(terms, np.asarray(idf, np.float32)), np.asarray(rows, dtype=np.int64)
+
+
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
     """A verified artifact plus what serving derives from it once per load."""
@@ -90,6 +112,12 @@ class LoadedModel:
     category_rows: dict[str, int]  # category name -> row of item_feature_embeddings
     item_norms: np.ndarray
     loaded_at: float
+    # Factor families that fold a current history into a user vector (als, svd).
+    fold_in: FoldIn | None = None
+    # Title words as features (lightfm with ``title_terms``): the vocabulary, and the row
+    # of item_feature_embeddings of each word.
+    title_terms: TitleTerms | None = None
+    term_rows: np.ndarray = field(default_factory=lambda: _NO_ROWS)
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -128,6 +156,7 @@ class LoadedModel:
         arrays = artifact.arrays
         kind = family_get(artifact.family).kind
         category_rows: dict[str, int] = {}
+        title_terms, term_rows = None, _NO_ROWS
         if "item_feature_embeddings" in arrays:
             names = artifact.feature_names.get("items", [])
             if len(names) != arrays["item_feature_embeddings"].shape[0]:
@@ -141,6 +170,7 @@ class LoadedModel:
                 for row, name in enumerate(names)
                 if name.startswith(CATEGORY_PREFIX)
             }
+            title_terms, term_rows = _title_terms(names, arrays)
         norms = (
             scoring.row_norms([(arrays["item_embeddings"], arrays["item_biases"])])
             if kind == FamilyKind.FACTORS
@@ -154,6 +184,13 @@ class LoadedModel:
             category_rows=category_rows,
             item_norms=norms,
             loaded_at=time.time(),
+            title_terms=title_terms,
+            term_rows=term_rows,
+            fold_in=(
+                fold_in_for(artifact.family, artifact.hyperparameters, arrays["item_embeddings"])
+                if kind == FamilyKind.FACTORS
+                else None
+            ),
         )
         model.self_test()
         return model

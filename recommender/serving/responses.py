@@ -14,6 +14,7 @@ from recommender.online.models import ServedListKind
 from recommender.online.recording import served_list_record
 from recommender.selectors import recommender_get
 from recommender.serving.experiments import ServedArm, ServedExperiment
+from recommender.serving.explain import explanations
 from recommender.serving.registry import registry
 from recommender.serving.seen import recent_item_pks
 from recommender.serving.state import Ranking, ServingState
@@ -81,12 +82,14 @@ def recommendations_get(
     offset: int,
     exclude: list[str],
     category: str | None,
+    explain: bool = False,
 ) -> RecommendationPage:
     """A page of recommendations with one read of the user's recent events (a Redis read
     while the process's cached list is current, ``serving/seen.py``). The model,
     the catalog filters and the items' titles are in the state; a user in a running
     experiment gets their arm's. The list is recorded for attribution (buffered, off the
-    request path)."""
+    request path). With ``explain`` each item also says what ranked it and which of the
+    user's items contributed most (``recommender.serving.explain``)."""
     state = _state_or_raise(recommender)
     experiment, arm = _arm(recommender, user_id)
     if arm is not None:
@@ -109,6 +112,11 @@ def recommendations_get(
         arm=arm.name if arm else "",
     )
     items = _items(state, ranking, first_rank=offset + 1)
+    if explain:
+        explained = explanations(state, ranking, user_id=user_id, seen=seen)
+        for item, explanation in zip(items, explained, strict=True):
+            item["source"] = explanation.source
+            item["because"] = explanation.because
     return RecommendationPage(
         recommender=recommender,
         user_id=user_id,

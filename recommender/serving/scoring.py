@@ -39,25 +39,51 @@ def history_scores(
     weighted ``0.5 ** (rank / (recency_half_life * n))`` by recency rank (0 = the latest)
     when ``recency_half_life`` > 0, as training scored it (``family_scoring``)."""
     scores = np.zeros(n_items, dtype=np.float32)
-    _, first = np.unique(history, return_index=True)
-    items = history[np.sort(first)]
+    items, weights = history_weights(history, recency_half_life)
     if items.size == 0:
         return scores
-    if recency_half_life > 0:
+    terms = history_terms(similarity, items, weights)
+    np.add.at(scores, terms.columns, terms.values)
+    return scores
+
+
+def history_weights(history: np.ndarray, recency_half_life: float) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct items of ``history`` (the most recent first), each at its latest
+    position, and each one's weight in the sum (float32)."""
+    _, first = np.unique(history, return_index=True)
+    items = history[np.sort(first)]
+    if recency_half_life > 0 and items.size:
         ranks = np.arange(items.size, dtype=np.float64)
         weights = np.power(0.5, ranks / (recency_half_life * items.size)).astype(np.float32)
     else:
         weights = np.ones(items.size, dtype=np.float32)
+    return items, weights
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The terms of a history's sum, one per stored entry of the history items' rows, row
+    after row: ``values[t]`` (weight x similarity) goes to item ``columns[t]``; history
+    item ``i`` (an index into the history's items) contributes ``lengths[i]`` terms."""
+
+    lengths: np.ndarray
+    columns: np.ndarray
+    values: np.ndarray
+
+
+def history_terms(similarity: Similarity, items: np.ndarray, weights: np.ndarray) -> Terms:
+    """Every term of ``sum_i weights[i] x similarity[items[i]]``, gathered without a loop
+    (the memory-mapped rows are read, never copied whole)."""
     starts = np.asarray(similarity.indptr[items], dtype=np.int64)
     ends = np.asarray(similarity.indptr[items + 1], dtype=np.int64)
     lengths = ends - starts
-    if lengths.sum() == 0:
-        return scores
-    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-    columns = np.asarray(similarity.indices[offsets], dtype=np.int64)
-    values = np.asarray(similarity.data[offsets], dtype=np.float32) * np.repeat(weights, lengths)
-    np.add.at(scores, columns, values)
-    return scores
+    total = int(lengths.sum())
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+    return Terms(
+        lengths=lengths,
+        columns=np.asarray(similarity.indices[offsets], dtype=np.int64),
+        values=np.asarray(similarity.data[offsets], dtype=np.float32) * np.repeat(weights, lengths),
+    )
 
 
 """``(embeddings (n, d), biases (n,))`` of consecutive universe items."""
@@ -133,20 +159,52 @@ def category_factors_flat(
     feature_biases: np.ndarray,
     flat: np.ndarray,
     counts: np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> FactorBlock:
     """:func:`category_factors` with the rows given as one array: item ``i``'s feature
-    rows are the next ``counts[i]`` entries of ``flat``."""
+    rows are the next ``counts[i]`` entries of ``flat``. With ``weights`` (one per entry
+    of ``flat``: 1 for a category, the TF-IDF weight for a title term) the mean is
+    weighted, as LightFM weighs a row normalised to sum to 1."""
     dim = int(feature_embeddings.shape[1])
     if counts.size == 0:
         return np.zeros((0, dim), np.float32), np.zeros(0, np.float32)
     if (counts == 0).any():
-        raise ValueError("every new item needs at least one known category")
+        raise ValueError("every new item needs at least one known feature")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    embeddings = np.add.reduceat(np.asarray(feature_embeddings[flat], np.float32), starts)
-    biases = np.add.reduceat(np.asarray(feature_biases[flat], np.float32), starts)
-    embeddings /= counts[:, None].astype(np.float32)
-    biases /= counts.astype(np.float32)
+    if weights is None:
+        weights = np.ones(flat.size, np.float32)
+    weights = np.asarray(weights, np.float32)
+    embeddings = np.add.reduceat(
+        np.asarray(feature_embeddings[flat], np.float32) * weights[:, None], starts
+    )
+    biases = np.add.reduceat(np.asarray(feature_biases[flat], np.float32) * weights, starts)
+    totals = np.add.reduceat(weights, starts)
+    embeddings /= totals[:, None]
+    biases /= totals
     return embeddings.astype(np.float32), biases.astype(np.float32)
+
+
+def cooccurrence_cosine(
+    indptr: np.ndarray, indices: np.ndarray, item: int, n_items: int
+) -> np.ndarray:
+    """Each item's cosine with ``item`` over a users x items interaction matrix given as
+    CSR parts (binary: ``|U_i & U_j| / sqrt(|U_i| |U_j|)``, ``U`` an item's users). Two
+    passes over the entries, no index built: for models with nothing item-to-item of
+    their own (score families), whose similar items are what the same users had."""
+    indices = np.asarray(indices)
+    entries = np.flatnonzero(indices == item)
+    scores = np.zeros(n_items, dtype=np.float32)
+    if entries.size == 0:
+        return scores
+    users = np.searchsorted(indptr, entries, side="right") - 1
+    starts = np.asarray(indptr[users], dtype=np.int64)
+    lengths = np.asarray(indptr[users + 1], dtype=np.int64) - starts
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    together = np.bincount(np.asarray(indices[offsets], np.int64), minlength=n_items)
+    degrees = np.bincount(indices.astype(np.int64, copy=False), minlength=n_items)
+    valid = degrees > 0
+    scores[valid] = together[valid] / np.sqrt(degrees[valid] * float(entries.size))
+    return scores
 
 
 def mask(scores: np.ndarray, indices: np.ndarray) -> None:

@@ -26,6 +26,7 @@ NO_MODEL = "no_model"
 SOURCE_MODEL = "model"
 SOURCE_COLD_START = "cold_start_category"  # a catalogue item scored through its categories
 SOURCE_POPULARITY = "popularity_fallback"
+ITEM_SOURCES = (SOURCE_MODEL, SOURCE_COLD_START, SOURCE_POPULARITY)
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
@@ -151,7 +152,8 @@ class ServingState:
         model = self.model
         forgotten = user_id in self.forgotten_users
         user = model.users.position(user_id) if model and not forgotten else None
-        scores, fallback = self._scores(user, seen)
+        history = self.universe.positions_of_pks(seen) if len(seen) else _EMPTY
+        scores, fallback = self._scores(user, history)
         scoring.mask_known(scores, self.universe.blocked)
         if category is not None:
             allowed = self.universe.categories.get(category)
@@ -165,31 +167,30 @@ class ServingState:
         catalog_total = scoring.eligible_count(scores)
         if user is not None:
             scoring.mask_known(scores, model.seen(user))
-        if len(seen):
-            scoring.mask(scores, self.universe.positions_of_pks(seen))
+        if history.size:
+            scoring.mask(scores, history)
         if exclude:
             scoring.mask(scores, self.universe.positions(exclude))
         page = scoring.rank_page(scores, offset=offset, limit=limit)
         return Ranking(page, self.universe.ids_at(page.indices), fallback, catalog_total)
 
-    def _scores(
-        self, user: int | None, seen: Sequence[int] | np.ndarray
-    ) -> tuple[np.ndarray, str | None]:
+    def _scores(self, user: int | None, history: np.ndarray) -> tuple[np.ndarray, str | None]:
         """Every position's score for one request, and the fallback used (None: the
-        model). Factor families score the user's factors (a user unknown at training gets
-        popularity); item-item families score the user's current history, ``seen`` (the
-        request's recent events, the latest first), so an event posted a moment ago
-        counts and a new user with one event is served personally; a score family ranks
-        every user alike."""
+        model). ``history`` is the request's recent items (universe positions, the latest
+        first; -1 for items the universe does not hold). Item-item families score it, so
+        an event posted a moment ago counts and a new user with one event is served
+        personally; factor families score the user's factors, folded in from the history
+        when the family can (als, svd) and the user is new or has items the model has not
+        seen them with; a user without either gets popularity; a score family ranks every
+        user alike."""
         model = self.model
         if model is None:
             return self.popularity.copy(), NO_MODEL
         kind = model.kind
         if kind == FamilyKind.SCORES:
             return np.array(model.arrays["item_scores"], dtype=np.float32), None
+        history = self.model_history(history)
         if kind == FamilyKind.ITEM_ITEM:
-            history = self.universe.positions_of_pks(seen)
-            history = history[(history >= 0) & (history < len(self.universe.head_ids))]
             if history.size == 0:
                 return self.popularity.copy(), UNKNOWN_USER
             half_life = float(model.params.get("recency_half_life") or 0.0)
@@ -197,19 +198,41 @@ class ServingState:
                 model.similarity, history, len(self.universe), recency_half_life=half_life
             )
             return scores, None
-        if user is None:
+        factors = self.user_factors(user, history)
+        if factors is None:
             return self.popularity.copy(), UNKNOWN_USER
+        return scoring.score_blocks(factors[0], factors[1], self.blocks), None
+
+    def model_history(self, history: np.ndarray) -> np.ndarray:
+        """The positions of ``history`` that are the model's own items (in order)."""
+        return history[(history >= 0) & (history < len(self.universe.head_ids))]
+
+    def user_factors(
+        self, user: int | None, history: np.ndarray
+    ) -> tuple[np.ndarray, float] | None:
+        """A factor model's vector and bias for the user: stored, or folded in from
+        ``history`` (model positions) plus what training saw when the user is new or
+        ``history`` holds items training did not see them with. None: no factors."""
+        model = self.model
         arrays = model.arrays
-        return (
-            scoring.score_blocks(
-                arrays["user_embeddings"][user], float(arrays["user_biases"][user]), self.blocks
-            ),
-            None,
-        )
+        fold_in = model.fold_in
+        if fold_in is not None and history.size:
+            if user is None:
+                return fold_in.user_vector(arrays["item_embeddings"], history), 0.0
+            trained = model.seen(user)
+            if not np.isin(history, trained).all():
+                vector = fold_in.user_vector(
+                    arrays["item_embeddings"], np.concatenate([trained, history])
+                )
+                return vector, float(arrays["user_biases"][user])
+        if user is None:
+            return None
+        return arrays["user_embeddings"][user], float(arrays["user_biases"][user])
 
     def similar(self, *, item_id: str, limit: int) -> Ranking:
         """Nearest items: by cosine of the item embeddings (factor families, new items
-        included) or the item's row of the item-item matrix."""
+        included), the item's row of the item-item matrix (item-item families), or the
+        cosine of the items' users in the training interactions (score families)."""
         if self.model is None:
             raise NoModel(
                 f"Recommender {self.recommender!r} has no model loaded: similar items need "
@@ -220,7 +243,7 @@ class ServingState:
         if position is None:
             raise ItemNotFound(
                 f"Item {item_id!r} is not known to the model (nor a catalog item with a "
-                "category the model knows).",
+                "category or title word the model knows).",
                 item_id=item_id,
             )
         head = len(self.universe.head_ids)
@@ -232,11 +255,10 @@ class ServingState:
                 len(self.universe),
                 recency_half_life=0.0,
             )
-        elif kind == FamilyKind.SCORES:
-            raise NoModel(
-                f"Recommender {self.recommender!r} serves a {self.model.artifact.family} "
-                "model, which has nothing item-to-item: no similar items.",
-                recommender=self.recommender,
+        elif kind == FamilyKind.SCORES:  # nothing item-to-item: what the same users had
+            arrays = self.model.arrays
+            scores = scoring.cooccurrence_cosine(
+                arrays["seen_indptr"], arrays["seen_indices"], position, len(self.universe)
             )
         else:
             embeddings = self.blocks[0][0] if position < head else self.blocks[1][0]
@@ -258,23 +280,19 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
     head_ok[head_ok] = catalog.active[head_rows[head_ok]]
     in_model = model.items.positions(catalog.ids) >= 0
 
-    # Catalog items the model has not seen, active, with at least one category it knows:
-    # scored through the mean of those categories' factors (families with feature
-    # embeddings; the others have no such items).
-    if model.category_rows:
-        names, indptr, indices = catalog.category_matrix
-        feature_of_name = np.asarray([model.category_rows.get(n, -1) for n in names], np.int64)
-        features = feature_of_name[indices] if indices.size else indices
-        row_of_entry = np.repeat(np.arange(len(catalog.ids)), np.diff(indptr))
-        known = features >= 0
-        known_per_row = np.bincount(row_of_entry[known], minlength=len(catalog.ids))
-        is_tail = ~in_model & catalog.active & (known_per_row > 0)
-        tail_rows = np.flatnonzero(is_tail)
+    # Catalog items the model has not seen, active, with at least one category or title
+    # word it knows: scored through the (weighted) mean of those features' factors
+    # (families with feature embeddings; the others have no such items).
+    if model.category_rows or model.title_terms is not None:
+        rows, features, weights = _known_features(model, catalog, ~in_model & catalog.active)
+        known_per_row = np.bincount(rows, minlength=len(catalog.ids))
+        tail_rows = np.flatnonzero(known_per_row > 0)
         tail = scoring.category_factors_flat(
             arrays["item_feature_embeddings"],
             arrays["item_feature_biases"],
-            features[known & is_tail[row_of_entry]],
+            features,
             known_per_row[tail_rows],
+            weights,
         )
     else:
         tail_rows = _EMPTY
@@ -310,6 +328,29 @@ def model_state_build(model: LoadedModel, catalog: Catalog) -> ServingState:
         ),
         catalog_stamp=catalog.stamp,
     )
+
+
+def _known_features(
+    model: LoadedModel, catalog: Catalog, candidates: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's features of the ``candidates`` (a mask of catalog rows) as entries
+    sorted by row: ``(catalog row, feature row, weight)``; a category weighs 1, a title
+    word its TF-IDF weight."""
+    names, indptr, indices = catalog.category_matrix
+    feature_of_name = np.asarray([model.category_rows.get(n, -1) for n in names], np.int64)
+    features = feature_of_name[indices] if indices.size else indices
+    row_of_entry = np.repeat(np.arange(len(catalog.ids)), np.diff(indptr))
+    keep = (features >= 0) & candidates[row_of_entry]
+    rows, features = row_of_entry[keep], features[keep]
+    weights = np.ones(rows.size, np.float32)
+    if model.title_terms is not None:
+        candidate_rows = np.flatnonzero(candidates)
+        terms = model.title_terms.weights([catalog.titles[r] for r in candidate_rows.tolist()])
+        rows = np.concatenate([rows, np.repeat(candidate_rows, np.diff(terms.indptr))])
+        features = np.concatenate([features, model.term_rows[terms.indices]])
+        weights = np.concatenate([weights, terms.data.astype(np.float32)])
+    order = np.argsort(rows, kind="stable")
+    return rows[order], features[order], weights[order]
 
 
 def universe_columns(

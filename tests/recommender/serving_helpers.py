@@ -15,6 +15,7 @@ from recommender.artifact_store import artifact_publish, artifact_staging_dir
 from recommender.artifacts import ArtifactInfo, ArtifactMeta, write_artifact
 from recommender.models import Item, ModelVersion, Recommender
 from recommender.services.registry import model_version_create, model_version_promote
+from recommender.serving.registry import registry
 
 
 @dataclass(frozen=True)
@@ -143,3 +144,54 @@ def expected_ranking(spec: ModelSpec, user: str, extra: dict[str, np.ndarray] | 
         scores.append((float(vector @ u), len(spec.items) + n, item))
     seen = set(spec.seen.get(user, []))
     return [item for _, _, item in sorted(scores, key=lambda t: (-t[0], t[1])) if item not in seen]
+
+
+def publish_family(
+    spec: ModelSpec,
+    family: str,
+    arrays: dict[str, np.ndarray],
+    params: dict | None = None,
+    *,
+    seen: dict[str, list[str]] | None = None,
+    feature_names: dict[str, list[str]] | None = None,
+) -> ModelVersion:
+    """Write, publish, register and promote a version of ``family`` over ``spec``'s ids
+    with ``arrays`` (the family's own), ``spec``'s popularity and ``seen`` (user -> items
+    training saw them with; none by default), and load it in this process."""
+    seen = seen or {}
+    indptr = [0]
+    indices: list[int] = []
+    for user in spec.users:
+        indices += sorted(spec.item_positions[i] for i in seen.get(user, []))
+        indptr.append(len(indices))
+    recommender = Recommender.objects.get(name="default")
+    number = recommender.versions.count() + 1
+    hyperparameters = {"family": family, **(params or {})}
+    info = write_artifact(
+        artifact_staging_dir("default"),
+        f"v{number}",
+        arrays={
+            **arrays,
+            "popularity": spec.popularity,
+            "seen_indptr": np.asarray(indptr, np.int64),
+            "seen_indices": np.asarray(indices, np.int32),
+        },
+        id_maps={"users": spec.users, "items": spec.items},
+        meta=ArtifactMeta(
+            family=family, hyperparameters=hyperparameters, feature_names=feature_names or {}
+        ),
+    )
+    version = model_version_create(
+        recommender=recommender,
+        artifact_uri=artifact_publish(info),
+        artifact_sha256=info.sha256,
+        artifact_size=info.size_bytes,
+        metrics={},
+        hyperparameters=hyperparameters,
+        data_window={},
+        data_stats={},
+    )
+    model_version_promote(version=version, reason="test")
+    registry.refresh()
+    assert registry.state("default").version_number == number
+    return version

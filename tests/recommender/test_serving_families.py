@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from recommender.artifact_store import artifact_publish, artifact_staging_dir
-from recommender.artifacts import ArtifactMeta, write_artifact
-from recommender.models import Item, Recommender
-from recommender.services.registry import model_version_create, model_version_promote
-from recommender.serving.registry import registry
+from recommender.models import Item
 from tests.factories import EventFactory
-from tests.recommender.serving_helpers import create_catalog, create_version, default_spec
+from tests.recommender.serving_helpers import (
+    create_catalog,
+    create_version,
+    default_spec,
+    publish_family,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -22,36 +23,7 @@ SPEC = default_spec(seed=1)
 
 
 def publish(family: str, arrays: dict, params: dict | None = None) -> None:
-    """Write, publish, register and promote a version of ``family`` over SPEC's ids."""
-    n_users = len(SPEC.users)
-    recommender = Recommender.objects.get(name="default")
-    number = recommender.versions.count() + 1
-    hyperparameters = {"family": family, **(params or {})}
-    info = write_artifact(
-        artifact_staging_dir("default"),
-        f"v{number}",
-        arrays={
-            **arrays,
-            "popularity": SPEC.popularity,
-            "seen_indptr": np.zeros(n_users + 1, np.int64),
-            "seen_indices": np.zeros(0, np.int32),
-        },
-        id_maps={"users": SPEC.users, "items": SPEC.items},
-        meta=ArtifactMeta(family=family, hyperparameters=hyperparameters),
-    )
-    version = model_version_create(
-        recommender=recommender,
-        artifact_uri=artifact_publish(info),
-        artifact_sha256=info.sha256,
-        artifact_size=info.size_bytes,
-        metrics={},
-        hyperparameters=hyperparameters,
-        data_window={},
-        data_stats={},
-    )
-    model_version_promote(version=version, reason="test")
-    registry.refresh()
-    assert registry.state("default").version_number == number
+    publish_family(SPEC, family, arrays, params)
 
 
 def chain_similarity() -> dict[str, np.ndarray]:

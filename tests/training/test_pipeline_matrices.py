@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-from training.pipeline.matrices import IdMap, Interactions, feature_matrix, interaction_matrix
+from training.pipeline.matrices import (
+    FeatureMatrix,
+    IdMap,
+    Interactions,
+    feature_matrix,
+    interaction_matrix,
+)
 
 
 def _interactions(users, items, weights, timestamps=None) -> Interactions:
@@ -79,3 +86,20 @@ def test_feature_matrix_is_identity_plus_row_normalised_features():
 def test_feature_matrix_without_normalisation_is_binary():
     fm = feature_matrix(IdMap(["u"]), np.array([0]), np.array(["age:30s"]), normalize=False)
     assert fm.matrix.toarray().tolist() == [[1.0, 1.0]]
+
+
+def test_feature_matrix_appends_weighted_columns_before_normalising():
+    ids = IdMap(["a", "b"])
+    terms = FeatureMatrix(
+        sp.csr_matrix(np.asarray([[0.6, 0.8], [0.0, 0.0]], np.float32)),
+        np.asarray(["term:red", "term:sky"]),
+    )
+
+    result = feature_matrix(ids, np.asarray([0]), ["category:x"], weighted=terms)
+
+    assert result.names.tolist() == ["id:a", "id:b", "category:x", "term:red", "term:sky"]
+    np.testing.assert_allclose(
+        result.matrix.toarray(),
+        [[1 / 3.4, 0, 1 / 3.4, 0.6 / 3.4, 0.8 / 3.4], [0, 1, 0, 0, 0]],
+        rtol=1e-6,
+    )

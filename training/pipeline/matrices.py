@@ -172,6 +172,7 @@ def feature_matrix(
     labels: np.ndarray | Sequence[str],
     *,
     normalize: bool = True,
+    weighted: FeatureMatrix | None = None,
 ) -> FeatureMatrix:
     """Identity + one column per distinct feature label, as LightFM's docs recommend.
 
@@ -180,9 +181,10 @@ def feature_matrix(
     collide). The first ``len(id_map)`` columns are the identity, so every row keeps its
     own latent factor and the model degrades to plain collaborative filtering where
     features say nothing; they are named ``"id:<external id>"``. Feature columns follow
-    in sorted label order. A repeated (row, label) pair counts once. With ``normalize``
-    each row is scaled to sum to 1 (what ``lightfm.data.Dataset`` does), so items with
-    many tags do not get larger norms than items with few.
+    in sorted label order. A repeated (row, label) pair counts once. ``weighted`` adds
+    columns with their own weights and names after those (title terms by TF-IDF). With
+    ``normalize`` each row is scaled to sum to 1 (what ``lightfm.data.Dataset`` does), so
+    items with many tags do not get larger norms than items with few.
     """
     n = len(id_map)
     rows = np.asarray(rows, dtype=np.int64)
@@ -200,8 +202,13 @@ def feature_matrix(
     )
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
+    names = np.concatenate([np.char.add(IDENTITY_PREFIX, id_map.ids), vocab])
+    if weighted is not None:
+        if weighted.matrix.shape[0] != n:
+            raise ValueError("weighted columns must have one row per id")
+        matrix = sp.hstack([matrix, weighted.matrix], format="csr", dtype=np.float32)
+        names = np.concatenate([names, np.asarray(weighted.names, dtype=np.str_)])
     if normalize:
         row_sums = np.asarray(matrix.sum(axis=1), dtype=np.float32).ravel()
         matrix = sp.csr_matrix(sp.diags(1.0 / row_sums) @ matrix, dtype=np.float32)
-    names = np.concatenate([np.char.add(IDENTITY_PREFIX, id_map.ids), vocab])
     return FeatureMatrix(matrix=matrix.astype(np.float32), names=names.astype(np.str_))

@@ -1,0 +1,42 @@
+"""Item titles as TF-IDF features (issue 15): one vectorizer definition, fitted in
+training, rebuilt in serving from the vocabulary and idf the artifact keeps."""
+
+import numpy as np
+
+from recommender.text_features import title_terms_fit
+
+TITLES = ["The Red Heist (1995)", "Red Planet", "A Blue Heist", "Blue Moon 2", "Moonlight"]
+
+
+def test_the_vocabulary_holds_words_of_two_titles_or_more_without_digits_or_stop_words():
+    terms, weights = title_terms_fit(TITLES, max_terms=100)
+
+    assert terms.terms == ["blue", "heist", "red"]
+    assert weights.shape == (len(TITLES), 3)
+    assert weights[4].nnz == 0  # "moonlight" is one title's word only
+
+
+def test_the_largest_vocabulary_keeps_the_most_frequent_words():
+    terms, _ = title_terms_fit(TITLES + ["Red Moon", "Red Sky"], max_terms=1)
+    assert terms.terms == ["red"]
+
+
+def test_serving_weighs_a_title_as_training_did():
+    terms, weights = title_terms_fit(TITLES, max_terms=100)
+
+    again = terms.weights(TITLES)
+
+    np.testing.assert_array_equal(again.toarray(), weights.toarray())
+    row = terms.weights(["red heist, red"]).toarray()[0]
+    assert row[2] > row[1] > 0 and row[0] == 0  # "red" twice (sublinear tf), "heist" once
+    np.testing.assert_allclose(np.linalg.norm(row), 1.0, rtol=1e-6)
+
+
+def test_titles_without_shared_words_give_no_features():
+    assert title_terms_fit(["Alpha", "Beta", "Gamma"], max_terms=100) is None
+    assert title_terms_fit(TITLES, max_terms=0) is None
+
+
+def test_no_titles_weigh_nothing():
+    terms, _ = title_terms_fit(TITLES, max_terms=100)
+    assert terms.weights([]).shape == (0, 3)
