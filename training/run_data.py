@@ -12,10 +12,11 @@ import numpy as np
 from recommender.families import TITLE_TERMS_DEFAULT
 from recommender.features import category_feature_names, term_feature_names, user_feature_names
 from recommender.models import Recommender
-from recommender.text_features import TitleTerms, title_terms_fit
+from recommender.text_features import TitleTerms
 from training.dataset import EventColumns, catalog_load, user_features_load
 from training.pipeline.matrices import FeatureMatrix, IdMap, Interactions, feature_matrix
 from training.pipeline.split import Split, split_global, split_per_user
+from training.title_terms import title_terms_fit
 
 
 @dataclass

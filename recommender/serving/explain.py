@@ -12,6 +12,7 @@ default path does none of this.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,7 @@ class Explanation:
 
 
 def explanations(
-    state: ServingState, ranking: Ranking, *, user_id: str, seen: list[int]
+    state: ServingState, ranking: Ranking, *, user_id: str, seen: Sequence[int] | np.ndarray
 ) -> list[Explanation]:
     """One explanation per item of ``ranking`` (ranked for ``user_id`` whose recent items
     are ``seen``, item keys as the request read them)."""
@@ -39,7 +40,7 @@ def explanations(
     page = ranking.page.indices
     if ranking.fallback is not None or model is None or page.size == 0:
         return [Explanation(source, []) for source in sources]
-    history = state.model_history(state.universe.positions_of_pks(seen)) if seen else page[:0]
+    history = state.model_history(state.universe.positions_of_pks(seen)) if len(seen) else page[:0]
     if model.kind == FamilyKind.ITEM_ITEM:
         items, contributions = _item_item(state, history, page)
     elif model.kind == FamilyKind.FACTORS:

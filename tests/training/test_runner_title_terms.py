@@ -45,6 +45,7 @@ def colours(artifact_dir) -> Recommender:
             )
     Event.objects.bulk_create(events)
     recommender = Recommender.objects.get(name="default")
+    recommender.algorithm = "lightfm"
     recommender.hyperparameters = {
         "lightfm": {"epochs": 30, "no_components": 16, "title_terms": 50}
     }

@@ -1,9 +1,11 @@
-"""Item titles as TF-IDF features (issue 15): one vectorizer definition, fitted in
-training, rebuilt in serving from the vocabulary and idf the artifact keeps."""
+"""Item titles as TF-IDF features (issue 15): the vocabulary fitted in training by
+scikit-learn, the one transform (``TitleTerms.weights``, no scikit-learn) used by
+training and serving, and that transform equal to ``TfidfVectorizer.transform``."""
 
 import numpy as np
 
-from recommender.text_features import title_terms_fit
+from recommender.text_features import TitleTerms
+from training.title_terms import title_terms_fit, title_vectorizer
 
 TITLES = ["The Red Heist (1995)", "Red Planet", "A Blue Heist", "Blue Moon 2", "Moonlight"]
 
@@ -40,3 +42,20 @@ def test_titles_without_shared_words_give_no_features():
 def test_no_titles_weigh_nothing():
     terms, _ = title_terms_fit(TITLES, max_terms=100)
     assert terms.weights([]).shape == (0, 3)
+
+
+def test_the_transform_gives_the_vectorizers_weights():
+    rng = np.random.default_rng(7)
+    words = ["red", "blue", "heist", "moon", "planet", "night", "the", "of", "Ünïcode", "x"]
+    titles = [
+        " ".join(rng.choice(words, size=rng.integers(0, 8)).tolist()) + f" ({1990 + i})"
+        for i in range(300)
+    ]
+    terms, _ = title_terms_fit(titles, max_terms=100)
+    vectorizer = title_vectorizer(vocabulary=terms.terms)
+    vectorizer.idf_ = np.asarray(terms.idf, dtype=np.float64)
+    expected = vectorizer.transform(titles).toarray()
+
+    ours = TitleTerms(terms.terms, terms.idf).weights(titles).toarray()
+
+    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-7)
