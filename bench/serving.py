@@ -358,7 +358,11 @@ def prepare_model(args: argparse.Namespace, env: dict[str, str], which: str) -> 
             f"--events={args.events}",
             "--seed=7",
         )
-    overrides = [f"--epochs={args.epochs}", f"--no-components={args.components}"]
+    overrides = [
+        "--algorithm=lightfm",
+        f"--epochs={args.epochs}",
+        f"--no-components={args.components}",
+    ]
     started = time.perf_counter()
     manage(env, "retrain", *overrides)
     manage(env, "retrain", "--no-promote", "--seed=2", *overrides, ok=(0, 3))
