@@ -163,8 +163,6 @@ def bare_lightfm(database_url: str) -> dict[str, Any]:
         )
         names = [column.name for column in cursor.description]
         config = dict(zip(names, cursor.fetchone(), strict=True))
-        if config["algorithm"] != "lightfm":
-            raise SystemExit("the bare script only runs LightFM")
         # The lightfm family's values: its schema defaults, then the recommender's.
         config |= FAMILIES["lightfm"].defaults() | config["hyperparameters"].get("lightfm", {})
         if config["window_days"] is not None or config["use_user_features"]:
@@ -293,7 +291,10 @@ class BareRun:
 
 
 def run_recsite(env: dict[str, str], database_url: str) -> RecsiteRun:
-    timed = timed_run([sys.executable, str(ROOT / "manage.py"), "retrain"], env)
+    # LightFM, as the bare script (the default recommender's own algorithm may be auto).
+    timed = timed_run(
+        [sys.executable, str(ROOT / "manage.py"), "retrain", "--algorithm", "lightfm"], env
+    )
     done = timed.done
     if done.returncode not in (0, 3):
         sys.exit(f"manage.py retrain failed ({done.returncode}):\n{done.stderr[-3000:]}")
