@@ -517,6 +517,67 @@ def swaps_under_load(
     return during, swaps, switched
 
 
+def api_post(url: str, path: str, key: str, body: dict | None = None) -> dict:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        payload = json.dumps(body or {})
+        headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
+        connection.request("POST", path, body=payload, headers=headers)
+        response = connection.getresponse()
+        answer = json.loads(response.read() or b"{}")
+        if response.status >= 300:
+            sys.exit(f"POST {path} answered {response.status}: {answer}")
+        return answer
+    finally:
+        connection.close()
+
+
+def with_experiment(
+    args: argparse.Namespace, env: dict[str, str], wrk: str, target: Target, which: str
+) -> dict[str, list[wrk_load.WrkResult]]:
+    """recsite at the highest concurrency with and without a running 2-arm experiment (v1
+    control, v2 treatment, half the users each: every worker serves both versions),
+    alternating, ROUNDS times each."""
+    key = manage(env, "create_api_key", "bench-experiments", "--scopes", "training:write")
+    key = key.strip()
+    count = max(int(c) for c in args.connections.split(","))
+    runs: dict[str, list[wrk_load.WrkResult]] = {"off": [], "on": []}
+    for n in range(args.rounds):
+        for state in ("off", "on") if n % 2 == 0 else ("on", "off"):
+            experiment = None
+            if state == "on":
+                experiment = api_post(
+                    target.url,
+                    "/api/v1/experiments",
+                    key,
+                    {
+                        "recommender": "default",
+                        "name": f"bench {n}",
+                        "treatments": [{"version": 2, "share": 0.5}],
+                    },
+                )
+                time.sleep(3)  # every worker loads v2 (signalled through Redis)
+            result = wrk_load.run(
+                wrk,
+                target.url,
+                target.script,
+                threads=args.wrk_threads,
+                connections=count,
+                seconds=args.seconds,
+            )
+            runs[state].append(result)
+            print(
+                f"[{which}] experiment {state} -c{count}: {result.rps:,.0f} req/s,"
+                f" p99 {result.p99_ms:.1f} ms, {result.non_2xx} non-2xx",
+                flush=True,
+            )
+            if experiment is not None:
+                api_post(target.url, f"/api/v1/experiments/{experiment['id']}/stop", key)
+                time.sleep(1)
+    return runs
+
+
 def bench_model(
     args: argparse.Namespace, env: dict[str, str], tmp: Path, which: str, wrk: str
 ) -> dict:
@@ -541,8 +602,9 @@ def bench_model(
     try:
         load_before = os.getloadavg()
         runs = side_by_side(args, wrk, targets, which)
-        for service in started[1:]:  # the peers; recsite stays for the swaps
+        for service in started[1:]:  # the peers; recsite stays for the rest
             service.stop()
+        experiment = with_experiment(args, env, wrk, targets[0], which)
         during, swaps, switched = swaps_under_load(args, env, key, users, which)
     finally:
         for service in started:
@@ -560,6 +622,7 @@ def bench_model(
     return {
         "model": {k: v for k, v in model.items() if k not in hidden},
         "runs": runs,
+        "experiment": experiment,
         "load_before": load_before,
         "during": during,
         "swaps": len(swaps),
@@ -709,6 +772,23 @@ def render(args, info, results: dict[str, dict], command: str) -> str:
         lines.append(
             f"| {which} | {result['swaps']} | {during.requests:,} | {during.errors} |"
             f" {spread(switched, ' | ')} |"
+        )
+    lines += [
+        "",
+        "recsite with a running 2-arm experiment (v1 control, v2 treatment, half the users"
+        " each, so every worker scores with both versions) against none, alternating, at the"
+        " highest concurrency (best round):",
+        "",
+        "| Model | no experiment req/s | p99 ms | 2-arm experiment req/s | p99 ms | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for which, result in results.items():
+        if "skipped" in result:
+            continue
+        off, on = best(result["experiment"]["off"]), best(result["experiment"]["on"])
+        lines.append(
+            f"| {which} | {off.rps:,.0f} | {off.p99_ms:.1f} | {on.rps:,.0f} | {on.p99_ms:.1f} |"
+            f" {on.rps / off.rps:.2f}x |"
         )
     lines += [
         "",
