@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from django.conf import settings
 from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
@@ -212,7 +214,20 @@ def query_validate(query: serializers.Serializer, params: QueryDict) -> dict:
     ``query`` is an instance built once at import: DRF deep-copies a serializer's fields
     for every new instance, which on the recommendations path cost more than the
     scoring. Validating through a shared instance is safe: ``run_validation`` keeps no
-    state on it."""
+    state on it. Valid query strings repeat (most clients send the same few), so their
+    results are kept (``_validated``); a caller gets its own copy of the dict."""
+    frozen = tuple(sorted((name, tuple(values)) for name, values in params.lists()))
+    return {
+        name: list(value) if isinstance(value, list) else value
+        for name, value in _validated(query, frozen).items()
+    }
+
+
+@lru_cache(maxsize=1024)
+def _validated(query: serializers.Serializer, frozen: tuple) -> dict:
+    params = QueryDict(mutable=True)
+    for name, values in frozen:
+        params.setlist(name, list(values))
     return query.run_validation(params)
 
 
