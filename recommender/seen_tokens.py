@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from functools import partial
 
@@ -38,11 +39,31 @@ def seen_tokens_enabled() -> bool:
     return redis_client() is not None
 
 
+_thread = threading.local()
+
+
 def seen_token(user_id: str) -> bytes | None:
     """The user's current token; None when there is none (never written, expired, Redis
-    restarted) or recsite runs without Redis."""
+    restarted) or recsite runs without Redis.
+
+    Read on every recommendation request, over a connection of the calling thread's own:
+    the client's pool checks out a connection, polls it for stray data and puts it back
+    around every command, twice the CPU of the GET itself. A connection that fails is
+    dropped (the caller reads the database this once) and the next call opens another."""
     client = redis_client()
-    return None if client is None else client.get(_key(user_id))
+    if client is None:
+        return None
+    connection = getattr(_thread, "connection", None)
+    if connection is None or _thread.pid != os.getpid() or _thread.client is not client:
+        connection = client.connection_pool.make_connection()
+        _thread.connection, _thread.pid, _thread.client = connection, os.getpid(), client
+    try:
+        connection.send_command("GET", _key(user_id))
+        return connection.read_response()
+    except BaseException:
+        connection.disconnect()
+        _thread.connection = None
+        raise
 
 
 def seen_token_claim(user_id: str) -> bytes:

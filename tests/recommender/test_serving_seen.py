@@ -5,7 +5,9 @@ under, so an event written after it was cached (through any process) is never mi
 from __future__ import annotations
 
 import pytest
+import redis
 
+from recommender import seen_tokens
 from recommender.redis_client import redis_client
 from recommender.seen_tokens import KEY_PREFIX, events_written, seen_changed
 from recommender.serving.seen import SeenCache
@@ -172,4 +174,19 @@ def test_a_zero_capacity_turns_the_cache_off(redis_db):
     cache = make_cache(database, capacity=0)
     cache.recent_item_pks("u")
     cache.recent_item_pks("u")
+    assert database.reads == 2
+
+
+def test_a_broken_token_connection_costs_one_database_read_then_is_replaced(redis_db):
+    database = Database()
+    write(database, "u", 1)
+    cache = make_cache(database)
+    cache.recent_item_pks("u")
+    assert database.reads == 1
+    broken = redis.Connection(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    seen_tokens._thread.connection = broken
+
+    assert cache.recent_item_pks("u").tolist() == [1]  # from the database
+    assert database.reads == 2
+    assert cache.recent_item_pks("u").tolist() == [1]  # a new connection, the cache again
     assert database.reads == 2
