@@ -4,7 +4,10 @@ audit trail of deletions.
 Every list stays fast at 10M events: the paginator counts at most ``COUNT_CAP`` rows
 (``SELECT COUNT(*) FROM (... LIMIT n)``) and the full count is never asked
 (``show_full_result_count = False``); searches are exact or prefix matches on indexed
-columns; there are no list filters on unindexed columns; foreign keys are raw ids.
+columns, case-sensitive like the ids they match (``field__exact``, ``field__startswith``:
+the admin's ``=`` and ``^`` are case-insensitive, ``UPPER(column)``, which no index
+serves: every event read); there are no list filters on unindexed columns; foreign keys
+are raw ids.
 
 Nothing is edited here (the API and ``import_dataset`` write the data). Deleting goes
 through the actions below, each a confirmation page with a required reason that calls
@@ -147,7 +150,7 @@ class DataAdmin(admin.ModelAdmin):
 @admin.register(Item)
 class ItemAdmin(DataAdmin):
     list_display = ("external_id", "title", "active", "category_list", "updated_at")
-    search_fields = ("^external_id",)
+    search_fields = ("external_id__startswith",)
     ordering = ("external_id",)
     actions = ("delete_items",)
 
@@ -197,7 +200,7 @@ class EventAdmin(DataAdmin):
         "client",
         "event_id",
     )
-    search_fields = ("=user_external_id", "=event_id")
+    search_fields = ("user_external_id__exact", "event_id__exact")
     search_help_text = "An exact user id or event id."
     ordering = ("-timestamp",)
     raw_id_fields = ("item",)
@@ -243,7 +246,7 @@ class EventAdmin(DataAdmin):
 @admin.register(UserProfile)
 class UserProfileAdmin(DataAdmin):
     list_display = ("external_id", "feature_list", "updated_at")
-    search_fields = ("^external_id",)
+    search_fields = ("external_id__startswith",)
     ordering = ("external_id",)
     actions = ("erase_users",)
 
@@ -275,7 +278,7 @@ class DataErasureAdmin(admin.ModelAdmin):
         "reason",
     )
     list_filter = ("kind",)
-    search_fields = ("=subject",)
+    search_fields = ("subject__exact",)
     list_select_related = ("actor",)
     readonly_fields = [field.name for field in DataErasure._meta.fields]
 
