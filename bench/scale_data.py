@@ -18,7 +18,14 @@ from django.db import connection
 
 from recommender.artifact_store import artifact_publish, artifact_staging_dir, local_artifact_path
 from recommender.artifacts import ArtifactMeta, artifact_name_new, load_artifact, write_artifact
-from recommender.demo_data import CATEGORIES, demo_item_id, demo_user_id, generate_demo_data
+from recommender.demo_data import (
+    CATEGORIES,
+    EVENT_TYPES,
+    DemoData,
+    demo_item_id,
+    demo_user_id,
+    generate_demo_data,
+)
 from recommender.features import category_feature_names
 from recommender.ids import IdArray, IdIndex
 from recommender.models import ModelVersion, Recommender
@@ -31,10 +38,11 @@ from recommender.serving.state import model_state_build
 RECOMMENDER = "default"
 
 
-def items_copy(items: int, *, seed: int = 7) -> int:
+def items_copy(items: int, *, seed: int = 7, demo: DemoData | None = None) -> int:
     """``items`` catalogue rows (the demo shop's ids, titles and categories) with one
     ``COPY``; returns the first primary key (they are consecutive)."""
-    demo = generate_demo_data(users=1, items=items, events=0, seed=seed, days=1, end=_now())
+    if demo is None:
+        demo = generate_demo_data(users=1, items=items, events=0, seed=seed, days=1, end=_now())
     now = _now().isoformat()
     buffer = io.StringIO()
     for index in range(items):
@@ -52,9 +60,119 @@ def items_copy(items: int, *, seed: int = 7) -> int:
         return int(cursor.fetchone()[0])
 
 
+def demo_shop_copy(*, users: int, items: int, events: int, seed: int = 42, days: int = 42) -> dict:
+    """The demo shop of ``generate_demo_data`` (the same arrays: items, profiles, events
+    with the same ids, types and timestamps) written with ``COPY`` instead of the ingest
+    services: 10M events in minutes instead of ~6.5. Events are loaded into a staging
+    table in PostgreSQL's binary format straight from the numpy columns, then inserted in
+    time order (so keys grow with time, as with live ingest; ``ingested_at`` is the
+    event's time) with the table's secondary indexes and constraints dropped and rebuilt
+    afterwards, as a bulk load does; then vacuumed and analysed."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    demo = generate_demo_data(
+        users=users, items=items, events=events, seed=seed, days=days, end=_now()
+    )
+    timings["generate"] = time.perf_counter() - started
+    started = time.perf_counter()
+    first_pk = items_copy(items, demo=demo)
+    now = _now().isoformat()
+    profiles = io.StringIO()
+    for index, features in enumerate(demo.user_features):
+        profiles.write(f"{demo_user_id(index)}\t{copy_text(json.dumps(features))}\t{now}\t{now}\n")
+    profiles.seek(0)
+    with connection.cursor() as cursor:
+        cursor.copy_expert(
+            "COPY recommender_userprofile (external_id, features, created_at, updated_at) "
+            "FROM STDIN",
+            profiles,
+        )
+        cursor.execute(
+            "CREATE UNLOGGED TABLE bench_events (n int8, u int4, i int4, t int2, ts int8)"
+        )
+        cursor.copy_expert(
+            "COPY bench_events FROM STDIN (FORMAT binary)",
+            io.BytesIO(
+                _binary_rows(demo.event_user, demo.event_item, demo.event_type, demo.event_time)
+            ),
+        )
+        timings["copy"] = time.perf_counter() - started
+        started = time.perf_counter()
+        dropped = _drop_secondary(cursor, "recommender_event")
+        types = "ARRAY[" + ", ".join(f"'{t}'" for t in EVENT_TYPES) + "]"
+        cursor.execute(
+            "INSERT INTO recommender_event (client, event_id, user_external_id, item_id, "
+            "event_type, weight, timestamp, recommendation_id, position, ingested_at) "
+            f"SELECT 'operator', 'demo:{int(seed)}:' || n, 'demo-user-' || (u + 1), "
+            f"{int(first_pk)} + i, ({types})[t + 1], NULL, to_timestamp(ts), '', NULL, "
+            "to_timestamp(ts) FROM bench_events ORDER BY n"
+        )
+        timings["insert"] = time.perf_counter() - started
+        started = time.perf_counter()
+        cursor.execute("DROP TABLE bench_events")
+        for statement in dropped:
+            cursor.execute(statement)
+        timings["indexes"] = time.perf_counter() - started
+        started = time.perf_counter()
+        cursor.execute("VACUUM ANALYZE recommender_event")
+        cursor.execute("VACUUM ANALYZE recommender_item")
+        cursor.execute("VACUUM ANALYZE recommender_userprofile")
+        timings["vacuum"] = time.perf_counter() - started
+    return {name: round(seconds, 1) for name, seconds in timings.items()}
+
+
+def _binary_rows(users, items, types, times) -> bytes:
+    """``(n, u, i, t, ts)`` rows in ``COPY ... (FORMAT binary)``: numbered from 0 in the
+    given order, the rest from the columns."""
+    row = np.dtype(
+        [
+            ("fields", ">i2"),
+            ("n_len", ">i4"), ("n", ">i8"),
+            ("u_len", ">i4"), ("u", ">i4"),
+            ("i_len", ">i4"), ("i", ">i4"),
+            ("t_len", ">i4"), ("t", ">i2"),
+            ("ts_len", ">i4"), ("ts", ">i8"),
+        ]
+    )  # fmt: skip
+    rows = np.empty(len(users), dtype=row)
+    rows["fields"] = 5
+    for name, size in (("n", 8), ("u", 4), ("i", 4), ("t", 2), ("ts", 8)):
+        rows[f"{name}_len"] = size
+    rows["n"] = np.arange(len(users))
+    rows["u"], rows["i"], rows["t"], rows["ts"] = users, items, types, times
+    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+    return header + rows.tobytes() + b"\xff\xff"
+
+
+def _drop_secondary(cursor, table: str) -> list[str]:
+    """Drop ``table``'s constraints and indexes other than its primary key; the
+    statements that re-create them."""
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype <> 'p'",
+        [table],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexname NOT IN "
+        "(SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass)",
+        [table, table],
+    )
+    indexes = cursor.fetchall()
+    for name, _ in constraints:
+        cursor.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
+    return [definition for _, definition in indexes] + [
+        f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}'
+        for name, definition in constraints
+    ]
+
+
 def events_insert(*, users: int, items: int, first_item_pk: int, events: int, days: int) -> None:
     """``events`` view events of random demo users on random items over the last ``days``
-    days, generated by PostgreSQL (``generate_series``), then ``ANALYZE``."""
+    days, generated by PostgreSQL (``generate_series``), then vacuumed and analysed (as
+    autovacuum leaves a table: index-only scans need the visibility map)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO recommender_event (client, event_id, user_external_id, item_id, "
@@ -65,7 +183,7 @@ def events_insert(*, users: int, items: int, first_item_pk: int, events: int, da
             "FROM generate_series(1, %s) g",
             [users, first_item_pk, items, days, events],
         )
-        cursor.execute("ANALYZE recommender_event")
+        cursor.execute("VACUUM ANALYZE recommender_event")
 
 
 def factor_version(
