@@ -440,10 +440,11 @@ def _evaluate(
     """Candidate and popularity on the holdout; the champion on the part of the holdout
     it has not been trained on (events after its data window), next to the candidate on
     exactly that part, so neither side is judged on data it has seen."""
+    sample = settings.RECSITE_EVAL_MAX_USERS
     metrics: dict[str, Any] = {
         "k": k,
-        "candidate": evaluate(candidate_scorer, train, test, k=k),
-        "popularity": evaluate(PopularityScorer(train), train, test, k=k),
+        "candidate": evaluate(candidate_scorer, train, test, k=k, max_users=sample),
+        "popularity": evaluate(PopularityScorer(train), train, test, k=k, max_users=sample),
     }
     reporter.log(f"candidate {_brief(metrics['candidate'])}")
     reporter.log(f"popularity {_brief(metrics['popularity'])}")
@@ -474,8 +475,10 @@ def _evaluate(
             f"champion_no_overlap_policy={recommender.champion_no_overlap_policy}"
         )
         return metrics
-    metrics["champion"] = evaluate(champion_scorer, train, newer_test, k=k)
-    metrics["candidate_on_champion_holdout"] = evaluate(candidate_scorer, train, newer_test, k=k)
+    metrics["champion"] = evaluate(champion_scorer, train, newer_test, k=k, max_users=sample)
+    metrics["candidate_on_champion_holdout"] = evaluate(
+        candidate_scorer, train, newer_test, k=k, max_users=sample
+    )
     reporter.log(
         f"on the {newer_test.nnz} held-out events newer than champion v{champion.number}'s "
         f"data: champion {_brief(metrics['champion'])}; candidate "
