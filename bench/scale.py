@@ -37,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,6 +78,15 @@ def parse_args() -> argparse.Namespace:
         "--reuse", action="store_true", help="use an existing database of a size as it is"
     )
     parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument(
+        "--results",
+        default=str(ROOT / "var" / "bench" / "scale-results.json"),
+        help="each run's figures are saved here as they come (a long run can be resumed)",
+    )
+    parser.add_argument("--resume", action="store_true", help="skip the runs already in --results")
+    parser.add_argument(
+        "--render-only", action="store_true", help="write the section from --results and exit"
+    )
     parser.add_argument("--rss-of", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.add_argument("--django-shop", nargs=3, type=int, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -141,14 +150,50 @@ def database_exists(server: str, name: str) -> bool:
         return cursor.fetchone() is not None
 
 
-def bench_size(args: argparse.Namespace, events: int, families: list[str]) -> SizeResult:
+class Store:
+    """The figures measured so far, by size, saved to ``path`` after every run."""
+
+    def __init__(self, path: Path, resume: bool) -> None:
+        self.path = path
+        self.sizes: dict[str, dict] = (
+            json.loads(path.read_text()) if resume and path.exists() else {}
+        )
+
+    def has(self, events: int, family: str) -> bool:
+        return family in self.sizes.get(str(events), {}).get("families", {})
+
+    def size(self, events: int, users: int, items: int, generate: float) -> None:
+        entry = self.sizes.setdefault(str(events), {"families": {}})
+        entry.update(users=users, items=items)
+        entry["generate_seconds"] = generate or entry.get("generate_seconds", 0.0)
+        self._save()
+
+    def add(self, events: int, result: FamilyResult) -> None:
+        self.sizes[str(events)]["families"][result.family] = asdict(result)
+        self._save()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.sizes, indent=1))
+
+    def results(self) -> list[SizeResult]:
+        return [
+            SizeResult(
+                int(events), entry["users"], entry["items"], entry["generate_seconds"],
+                {f: FamilyResult(**run) for f, run in entry["families"].items()},
+            )
+            for events, entry in sorted(self.sizes.items(), key=lambda kv: int(kv[0]))
+        ]  # fmt: skip
+
+
+def bench_size(args: argparse.Namespace, events: int, families: list[str], store: Store) -> None:
     users, items = events // EVENTS_PER_USER, events // EVENTS_PER_ITEM
     name = f"{DB_PREFIX}{events}"
     reuse = args.reuse and database_exists(args.server, name)
     if not reuse:
         recreate_database(args.server, name)
     try:
-        return _bench_database(args, name, events, users, items, families, reuse)
+        _bench_database(args, name, events, users, items, families, reuse, store)
     finally:
         if not args.keep:
             drop_database(args.server, name)
@@ -162,7 +207,8 @@ def _bench_database(
     items: int,
     families: list[str],
     reuse: bool,
-) -> SizeResult:
+    store: Store,
+) -> None:
     url = f"{args.server.rstrip('/')}/{name}"
     with tempfile.TemporaryDirectory(prefix="recsite-scale-") as data_dir:
         env = command_env(url, Path(data_dir))
@@ -179,13 +225,14 @@ def _bench_database(
                 sys.exit(f"writing the shop failed:\n{done.stderr[-3000:]}")
             generate = time.perf_counter() - started
             print(f"  written in {generate:.0f} s: {done.stdout.strip()}", flush=True)
-        results = {}
+        store.size(events, users, items, generate)
         for family in families:
             if family == "ease" and items > EASE_MAX_ITEMS:
                 print(f"  {family}: skipped ({items:,} items > {EASE_MAX_ITEMS:,})", flush=True)
                 continue
-            results[family] = _retrain(args, env, name, family)
-        return SizeResult(events, users, items, generate, results)
+            if store.has(events, family):
+                continue
+            store.add(events, _retrain(args, env, name, family))
 
 
 def _retrain(args: argparse.Namespace, env: dict[str, str], name: str, family: str) -> FamilyResult:
@@ -281,7 +328,11 @@ def main() -> None:
     info = {**machine_info(), "postgres": postgres_version(args.server)}
     when = datetime.now(UTC)
     families = [f for f in args.families.split(",") if f]
-    results = [bench_size(args, events, families) for events in sizes]
+    store = Store(Path(args.results), args.resume or args.render_only)
+    if not args.render_only:
+        for events in sizes:
+            bench_size(args, events, families, store)
+    results = store.results()
     command = " ".join(["python bench/scale.py", *map(shlex.quote, sys.argv[1:])])
     section = render(results, info, command, when)
     print(section)
