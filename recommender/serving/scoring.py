@@ -181,8 +181,8 @@ class Page:
 def rank_page(scores: np.ndarray, *, offset: int, limit: int) -> Page:
     """Items ``offset .. offset + limit`` of the ranking by (score desc, index asc).
 
-    ``argpartition`` finds the top ``offset + limit`` in O(n); every item tied with the
-    last of them is kept too, so the order among ties (by index) does not depend on the
+    :func:`top_candidates` finds the top ``offset + limit`` in O(n); every item tied with
+    the last of them is kept too, so the order among ties (by index) does not depend on the
     page asked for. Only that candidate set is sorted."""
     if offset < 0 or limit < 0:
         raise ValueError("offset and limit must be >= 0")
