@@ -1,32 +1,43 @@
-"""Scale benchmark: how a retrain's time and memory grow with the number of events.
+"""Scale benchmark: how a retrain's time and memory grow with the number of events, for
+every model family.
 
-    .venv/bin/python bench/scale.py                              # 1M and 10M events
-    .venv/bin/python bench/scale.py --events 1000000,3000000 --no-write
+    .venv/bin/python bench/scale.py --lock /work/wt/bench.lock     # 1M and 10M events
+    .venv/bin/python bench/scale.py --events 1000000,3000000 --families lightfm,als --no-write
 
-For each size N it creates a fresh PostgreSQL database ``recsite_bench_scale_<N>``,
-generates the demo shop with ``manage.py generate_demo_data`` at one generator shape (N /
-100 users and N / 200 items, so users per event and items per event stay the same and the
-comparison is fair), then runs ``manage.py retrain`` (the default recommender, its
-defaults) as a subprocess and records its wall time, its peak RSS (the retrain process's
-own ``ru_maxrss``, measured by a wrapper so data generation does not count) and the
-phase timings from the run's row. It prints the table with each size's growth over the
-smallest one and writes the "Scale" section of docs/BENCHMARKS.md.
+For each size N it creates a fresh PostgreSQL database ``recsite_bench_scale_<N>`` (or
+reuses it with ``--reuse``) holding the demo shop at one generator shape (N / 100 users
+and N / 200 items, so users per event and items per event stay the same and the
+comparison is fair), written with ``COPY`` (bench/scale_data.py: the arrays of
+``generate_demo_data``, minutes faster than its ingest path at 10M events). Then, per
+family, ``manage.py retrain --algorithm F --no-promote`` (the default recommender, the
+family's defaults) as a subprocess; it records the wall time, the peak RSS (the retrain
+process's own ``ru_maxrss``, measured by a wrapper so data generation does not count)
+and the phase timings from the run's row. With ``--lock PATH`` only the retrains hold
+that lock (one at a time), not the generation. It prints the table with each size's
+growth over the smallest one and writes the "Scale" section of docs/BENCHMARKS.md.
+
+EASE is skipped above ``RECSITE_EASE_MAX_ITEMS`` items (a dense item x item inverse:
+``n_items^3`` by design; the run refuses it), so its growth is not measured at 10M.
 
 Targets (issue 17): at 10x the events, retrain time <= 10x and peak RSS <= 4x. Never part
-of CI: 10M events take ~7 minutes to generate and minutes to train on 2 cores.
+of CI.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import resource
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,6 +57,8 @@ from common import (
 SECTION_START = "<!-- bench/scale.py: start -->"
 SECTION_END = "<!-- bench/scale.py: end -->"
 DB_PREFIX = "recsite_bench_scale_"
+FAMILIES = ("lightfm", "als", "svd", "itemknn", "ease", "popularity")
+EASE_MAX_ITEMS = 20_000  # RECSITE_EASE_MAX_ITEMS's default
 EVENTS_PER_USER = 100
 EVENTS_PER_ITEM = 200
 TIME_GROWTH_TARGET = 1.0  # x the events ratio: linear
@@ -58,9 +71,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--server", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL"
     )
+    parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated")
+    parser.add_argument("--lock", help="hold this file's lock (flock) for each retrain")
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    parser.add_argument(
+        "--reuse", action="store_true", help="use an existing database of a size as it is"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument(
+        "--results",
+        default=str(ROOT / "var" / "bench" / "scale-results.json"),
+        help="each run's figures are saved here as they come (a long run can be resumed)",
+    )
+    parser.add_argument("--resume", action="store_true", help="skip the runs already in --results")
+    parser.add_argument(
+        "--render-only", action="store_true", help="write the section from --results and exit"
+    )
     parser.add_argument("--rss-of", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--django-shop", nargs=3, type=int, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -72,63 +100,166 @@ def rss_of(command: list[str]) -> None:
     print(json.dumps({"returncode": done.returncode, "peak_rss": peak_kib * 1024}), file=sys.stderr)
 
 
+def django_shop(users: int, items: int, events: int) -> None:
+    """``--django-shop USERS ITEMS EVENTS``: write the demo shop with COPY (in Django)."""
+    import django
+
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
+    django.setup()
+    import scale_data
+
+    print(json.dumps(scale_data.demo_shop_copy(users=users, items=items, events=events)))
+
+
 @dataclass(frozen=True)
-class SizeResult:
-    events: int
-    users: int
-    items: int
-    generate_seconds: float
+class FamilyResult:
+    family: str
     retrain_seconds: float
     peak_rss: int
     phases: dict[str, float]
     decision: str
 
 
-def bench_size(server: str, events: int, keep: bool) -> SizeResult:
+@dataclass(frozen=True)
+class SizeResult:
+    events: int
+    users: int
+    items: int
+    generate_seconds: float
+    families: dict[str, FamilyResult]
+
+
+@contextmanager
+def bench_lock(path: str | None) -> Iterator[None]:
+    """Hold ``path``'s exclusive flock (the shared bench lock) while timing."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def database_exists(server: str, name: str) -> bool:
+    with pg_connect(server) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        return cursor.fetchone() is not None
+
+
+class Store:
+    """The figures measured so far, by size, saved to ``path`` after every run."""
+
+    def __init__(self, path: Path, resume: bool) -> None:
+        self.path = path
+        self.sizes: dict[str, dict] = (
+            json.loads(path.read_text()) if resume and path.exists() else {}
+        )
+
+    def has(self, events: int, family: str) -> bool:
+        return family in self.sizes.get(str(events), {}).get("families", {})
+
+    def size(self, events: int, users: int, items: int, generate: float) -> None:
+        entry = self.sizes.setdefault(str(events), {"families": {}})
+        entry.update(users=users, items=items)
+        entry["generate_seconds"] = generate or entry.get("generate_seconds", 0.0)
+        self._save()
+
+    def add(self, events: int, result: FamilyResult) -> None:
+        self.sizes[str(events)]["families"][result.family] = asdict(result)
+        self._save()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.sizes, indent=1))
+
+    def results(self) -> list[SizeResult]:
+        return [
+            SizeResult(
+                int(events), entry["users"], entry["items"], entry["generate_seconds"],
+                {f: FamilyResult(**run) for f, run in entry["families"].items()},
+            )
+            for events, entry in sorted(self.sizes.items(), key=lambda kv: int(kv[0]))
+        ]  # fmt: skip
+
+
+def bench_size(args: argparse.Namespace, events: int, families: list[str], store: Store) -> None:
     users, items = events // EVENTS_PER_USER, events // EVENTS_PER_ITEM
     name = f"{DB_PREFIX}{events}"
-    recreate_database(server, name)
+    reuse = args.reuse and database_exists(args.server, name)
+    if not reuse:
+        recreate_database(args.server, name)
     try:
-        return _bench_database(server, name, events, users, items)
+        _bench_database(args, name, events, users, items, families, reuse, store)
     finally:
-        if not keep:
-            drop_database(server, name)
+        if not args.keep:
+            drop_database(args.server, name)
 
 
-def _bench_database(server: str, name: str, events: int, users: int, items: int) -> SizeResult:
-    url = f"{server.rstrip('/')}/{name}"
+def _bench_database(
+    args: argparse.Namespace,
+    name: str,
+    events: int,
+    users: int,
+    items: int,
+    families: list[str],
+    reuse: bool,
+    store: Store,
+) -> None:
+    url = f"{args.server.rstrip('/')}/{name}"
     with tempfile.TemporaryDirectory(prefix="recsite-scale-") as data_dir:
         env = command_env(url, Path(data_dir))
-        manage_ok(env, "migrate", "-v", "0")
-        print(f"{events:,} events: generating {users:,} users x {items:,} items ...", flush=True)
-        generate = manage_ok(
-            env, "generate_demo_data", "--users", str(users), "--items", str(items),
-            "--events", str(events), "-v", "0",
-        )  # fmt: skip
-        print(f"  generated in {generate:.0f} s; retraining ...", flush=True)
+        generate = 0.0
+        if not reuse:
+            manage_ok(env, "migrate", "-v", "0")
+            print(f"{events:,} events: writing {users:,} users x {items:,} items ...", flush=True)
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, __file__, "--django-shop", str(users), str(items), str(events)],
+                cwd=ROOT, env=env, capture_output=True, text=True,
+            )  # fmt: skip
+            if done.returncode != 0:
+                sys.exit(f"writing the shop failed:\n{done.stderr[-3000:]}")
+            generate = time.perf_counter() - started
+            print(f"  written in {generate:.0f} s: {done.stdout.strip()}", flush=True)
+        store.size(events, users, items, generate)
+        for family in families:
+            if family == "ease" and items > EASE_MAX_ITEMS:
+                print(f"  {family}: skipped ({items:,} items > {EASE_MAX_ITEMS:,})", flush=True)
+                continue
+            if store.has(events, family):
+                continue
+            store.add(events, _retrain(args, env, name, family))
+
+
+def _retrain(args: argparse.Namespace, env: dict[str, str], name: str, family: str) -> FamilyResult:
+    with bench_lock(args.lock):
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, __file__, "--rss-of", sys.executable, str(ROOT / "manage.py"),
-             "retrain"],
+             "retrain", "--algorithm", family, "--no-promote"],
             cwd=ROOT, env=env, capture_output=True, text=True,
         )  # fmt: skip
         wall = time.perf_counter() - started
-        measured = json.loads(done.stderr.strip().splitlines()[-1])
-        if measured["returncode"] not in (0, 3):
-            sys.exit(f"retrain failed ({measured['returncode']}):\n{done.stderr[-3000:]}")
-        with pg_connect(server, name) as connection, connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT status, decision, phase_timings, error FROM training_trainingrun "
-                "ORDER BY id DESC LIMIT 1"
-            )
-            status, decision, phases, error = cursor.fetchone()
-        if status != "succeeded":
-            sys.exit(f"the run did not succeed ({status}): {error}")
-        print(f"  retrained in {wall:.0f} s, peak RSS {measured['peak_rss'] / 2**30:.2f} GiB")
-        return SizeResult(
-            events, users, items, generate, wall, measured["peak_rss"],
-            {name: float(value) for name, value in phases.items()}, decision,
-        )  # fmt: skip
+    measured = json.loads(done.stderr.strip().splitlines()[-1])
+    if measured["returncode"] not in (0, 3):
+        sys.exit(f"retrain {family} failed ({measured['returncode']}):\n{done.stderr[-3000:]}")
+    with pg_connect(args.server, name) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT status, decision, phase_timings, error FROM training_trainingrun "
+            "ORDER BY id DESC LIMIT 1"
+        )
+        status, decision, phases, error = cursor.fetchone()
+    if status != "succeeded":
+        sys.exit(f"the {family} run did not succeed ({status}): {error}")
+    print(f"  {family}: {wall:.0f} s, peak RSS {measured['peak_rss'] / 2**30:.2f} GiB", flush=True)
+    return FamilyResult(
+        family, wall, measured["peak_rss"],
+        {phase: float(value) for phase, value in phases.items()}, decision,
+    )  # fmt: skip
 
 
 def render(results: list[SizeResult], info: dict[str, str], command: str, when: datetime) -> str:
@@ -138,39 +269,49 @@ def render(results: list[SizeResult], info: dict[str, str], command: str, when: 
         "",
         f"### Scale ({when:%Y-%m-%d %H:%M} UTC)",
         "",
-        f"`{command}` on {info['CPU']}, {info['Cores']} cores, {info['RAM']}, "
+        f"`{command}` on {info['CPU']}, {info['Cores']} cores (shared, noisy), {info['RAM']}, "
         f"PostgreSQL {info['postgres']}; load average at start "
         f"{info['Load average at start (1/5/15 min)']}. The "
-        "generated shop at one shape (events / 100 users, events / 200 items), the default "
-        "recommender with its defaults, `manage.py retrain` as a subprocess:",
+        "generated shop at one shape (events / 100 users, events / 200 items) written with "
+        "COPY, then per family `manage.py retrain --algorithm F --no-promote` (the family's "
+        "defaults) as a subprocess, one at a time under the bench lock:",
         "",
-        "| events | users / items | generate | retrain wall | time growth | peak RSS "
+        "| family | events | users / items | retrain wall | time growth | peak RSS "
         "| RSS growth | phases (s) |",
-        "|---:|---|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---|---:|---:|---:|---:|---|",
     ]
-    for result in results:
-        ratio = result.events / base.events
-        time_growth = result.retrain_seconds / base.retrain_seconds
-        rss_growth = result.peak_rss / base.peak_rss
-        phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in result.phases.items())
-        lines.append(
-            f"| {result.events:,} | {result.users:,} / {result.items:,} "
-            f"| {result.generate_seconds:.0f} s | {result.retrain_seconds:.0f} s "
-            f"| {time_growth:.1f}x for {ratio:g}x events | {result.peak_rss / 2**30:.2f} GiB "
-            f"| {rss_growth:.1f}x | {phases} |"
-        )
+    families = list(dict.fromkeys(f for r in results for f in r.families))
+    for family in families:
+        first = base.families.get(family)
+        for result in results:
+            run = result.families.get(family)
+            if run is None:
+                continue
+            ratio = result.events / base.events
+            time_growth = f"{run.retrain_seconds / first.retrain_seconds:.1f}x" if first else "-"
+            rss_growth = f"{run.peak_rss / first.peak_rss:.1f}x" if first else "-"
+            phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in run.phases.items())
+            lines.append(
+                f"| {family} | {result.events:,} | {result.users:,} / {result.items:,} "
+                f"| {run.retrain_seconds:.0f} s | {time_growth} for {ratio:g}x events "
+                f"| {run.peak_rss / 2**30:.2f} GiB | {rss_growth} | {phases} |"
+            )
     lines.append("")
     for result in results[1:]:
         ratio = result.events / base.events
         if ratio < 10:  # the targets are stated at 10x the events
             continue
-        time_ok = result.retrain_seconds / base.retrain_seconds <= TIME_GROWTH_TARGET * ratio
-        rss_ok = result.peak_rss / base.peak_rss <= RSS_GROWTH_TARGET * ratio
-        lines.append(
-            f"- {ratio:g}x the events: time {'met' if time_ok else 'MISSED'} "
-            f"(target <= {TIME_GROWTH_TARGET * ratio:g}x), peak RSS "
-            f"{'met' if rss_ok else 'MISSED'} (target <= {RSS_GROWTH_TARGET * ratio:g}x)."
-        )
+        for family, run in result.families.items():
+            first = base.families.get(family)
+            if first is None:
+                continue
+            time_ok = run.retrain_seconds / first.retrain_seconds <= TIME_GROWTH_TARGET * ratio
+            rss_ok = run.peak_rss / first.peak_rss <= RSS_GROWTH_TARGET * ratio
+            lines.append(
+                f"- {family}, {ratio:g}x the events: time {'met' if time_ok else 'MISSED'} "
+                f"(target <= {TIME_GROWTH_TARGET * ratio:g}x), peak RSS "
+                f"{'met' if rss_ok else 'MISSED'} (target <= {RSS_GROWTH_TARGET * ratio:g}x)."
+            )
     lines += ["", SECTION_END]
     return "\n".join(lines)
 
@@ -180,10 +321,18 @@ def main() -> None:
     if args.rss_of:
         rss_of(args.rss_of)
         return
+    if args.django_shop:
+        django_shop(*args.django_shop)
+        return
     sizes = sorted(int(size) for size in args.events.split(","))
     info = {**machine_info(), "postgres": postgres_version(args.server)}
     when = datetime.now(UTC)
-    results = [bench_size(args.server, events, args.keep) for events in sizes]
+    families = [f for f in args.families.split(",") if f]
+    store = Store(Path(args.results), args.resume or args.render_only)
+    if not args.render_only:
+        for events in sizes:
+            bench_size(args, events, families, store)
+    results = store.results()
     command = " ".join(["python bench/scale.py", *map(shlex.quote, sys.argv[1:])])
     section = render(results, info, command, when)
     print(section)

@@ -10,15 +10,17 @@ length, and no lookup copies the index:
   other) and ``n + 1`` int64 offsets (id ``i`` is ``blob[offsets[i]:offsets[i + 1]]``).
   Both are plain numeric arrays: an artifact stores them as two ``.npy`` files loaded
   with ``allow_pickle=False`` and memory-mapped, so every worker shares one copy.
-- :class:`IdIndex` maps an id to its position: every id's 64-bit hash (Python's keyed
-  SipHash), sorted, with each one's position; a lookup hashes the query, binary-searches
-  the hashes and compares the one candidate. Per id that is 8 + 8 bytes besides the
+- :class:`IdIndex` maps an id to its position: every id's 64-bit hash (FNV-1a over its
+  UTF-8 bytes from a per-process random start, computed for all ids at once by numpy),
+  sorted, with each one's position; a lookup hashes the query, binary-searches the
+  hashes and compares the one candidate. Per id that is 8 + 8 bytes besides the
   blob. A query longer than the longest indexed id is "not found" before anything is
   hashed or searched.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -32,11 +34,14 @@ _ENCODING = "utf-8"
 # Lone surrogates (possible in JSON input) round-trip instead of raising; such an id never
 # equals a valid stored one.
 _ERRORS = "surrogatepass"
-# Ids decoded per pass while an index is built: bounds the temporary Python strings.
-_CHUNK_IDS = 65_536
 # From this many ids on, ``strings_at`` copies the blob once instead of slicing per id.
 _BULK = 64
 _EMPTY_OFFSETS = np.zeros(1, dtype=np.int64)
+# FNV-1a (64 bit) from a random offset basis drawn once per process: nobody outside can
+# aim ids at one hash value (a shared hash only costs a dict entry, never a wrong answer).
+_FNV_PRIME = 0x100000001B3
+_FNV_BASIS = secrets.randbits(64)
+_MASK64 = (1 << 64) - 1
 
 
 class IdArray:
@@ -160,8 +165,8 @@ def _gather(starts: np.ndarray, lengths: np.ndarray, offsets: np.ndarray) -> np.
 class IdIndex:
     """External id -> position in an :class:`IdArray`, without a Python dict of every id.
 
-    Holds each id's hash (Python's ``hash``: SipHash, keyed per process, so nobody can
-    craft collisions) sorted, and each one's position: 16 bytes per id besides the ids
+    Holds each id's hash (:func:`ids_hash`: keyed per process, so nobody can aim at
+    collisions) sorted, and each one's position: 16 bytes per id besides the ids
     themselves (which a model keeps memory-mapped from its artifact). A lookup hashes the
     query, binary-searches the hashes and compares the one candidate. Ids whose hash is
     shared (equal ids, or a 64-bit collision: in practice never) go to a small dict; for
@@ -172,10 +177,7 @@ class IdIndex:
     def __init__(self, ids: IdArray | Sequence[str] | np.ndarray) -> None:
         self.ids = ids if isinstance(ids, IdArray) else IdArray.from_strings(ids)
         n = len(self.ids)
-        hashes = np.empty(n, dtype=np.int64)
-        for first in range(0, n, _CHUNK_IDS):
-            chunk = self.ids.strings_at(np.arange(first, min(first + _CHUNK_IDS, n)))
-            hashes[first : first + len(chunk)] = np.fromiter(map(hash, chunk), np.int64)
+        hashes = ids_hash(self.ids)
         order = np.argsort(hashes, kind="stable")
         hashes = hashes[order]
         shared = np.zeros(n, dtype=bool)
@@ -218,7 +220,7 @@ class IdIndex:
         if not texts:
             return found
         if self._hashes.size:
-            hashes = np.fromiter(map(hash, texts), np.int64, count=len(texts))
+            hashes = ids_hash(IdArray.from_strings(texts))
             at = np.minimum(np.searchsorted(self._hashes, hashes), self._hashes.size - 1)
             hit = np.flatnonzero(self._hashes[at] == hashes)
             candidates = self._positions[at[hit]]
@@ -238,10 +240,42 @@ class IdIndex:
         if len(query) > self.ids.max_bytes:
             return None
         if self._hashes.size:
-            hashed = hash(query)
+            hashed = id_hash(query)
             at = int(np.searchsorted(self._hashes, hashed))
             if at < self._hashes.size and int(self._hashes[at]) == hashed:
                 candidate = int(self._positions[at])
                 if self.ids[candidate] == query:
                     return candidate
         return self._shared.get(query) if self._shared else None
+
+
+def ids_hash(ids: IdArray) -> np.ndarray:
+    """Every id's :func:`id_hash` (int64), computed over the blob by numpy: one pass per
+    byte position over the ids at least that long (longest first), so the work follows
+    the blob's size and no Python string is made (1M ids: ~0.1 s instead of ~0.6 s for
+    Python's ``hash`` over decoded strings)."""
+    lengths = ids.lengths()
+    by_length = np.argsort(-lengths, kind="stable")
+    starts = ids.offsets[:-1][by_length]
+    remaining = lengths[by_length]
+    blob = np.asarray(ids.blob)
+    hashes = np.full(lengths.size, _FNV_BASIS, dtype=np.uint64)
+    prime = np.uint64(_FNV_PRIME)
+    with np.errstate(over="ignore"):
+        for byte in range(int(remaining[0]) if remaining.size else 0):
+            alive = int(np.count_nonzero(remaining > byte))
+            part = hashes[:alive]
+            part ^= blob[starts[:alive] + byte].astype(np.uint64)
+            part *= prime
+    out = np.empty(lengths.size, dtype=np.int64)
+    out[by_length] = hashes.view(np.int64)
+    return out
+
+
+def id_hash(text: str) -> int:
+    """One id's 64-bit FNV-1a hash of its UTF-8 bytes (as a signed int64), from this
+    process's random basis: what :func:`ids_hash` computes for each id of an array."""
+    value = _FNV_BASIS
+    for byte in text.encode(_ENCODING, _ERRORS):
+        value = ((value ^ byte) * _FNV_PRIME) & _MASK64
+    return value - (1 << 64) if value >= 1 << 63 else value

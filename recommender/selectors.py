@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import InterfaceError, OperationalError, connection
-from django.db.models import Count, F, Max, Min, Window
-from django.db.models.functions import RowNumber, TruncDate
+from django.db.models import F, Max, Window
+from django.db.models.functions import RowNumber
 
 from recommender.exceptions import ModelVersionNotFound, RecommenderNotFound
 from recommender.models import (
     DataErasure,
     ErasureKind,
     Event,
+    EventIngestDay,
     ModelVersion,
     PromotionEvent,
     Recommender,
@@ -142,39 +143,11 @@ _RECENT_ITEMS_SQL = (
 
 
 def events_ingested_per_day(*, days: int, now: datetime) -> list[tuple[date, int]]:
-    """Events ingested on each of the last ``days`` days (UTC), oldest first, zero-filled.
-
-    ``ingested_at`` has no index (it cost ~40% of ingest time), but primary keys grow
-    with ingestion time, so the window's first row is found by a binary search over the
-    primary key (a few dozen index lookups) and only the window's rows are counted."""
+    """Events ingested on each of the last ``days`` days (UTC), oldest first, zero-filled:
+    ``days`` rows of ``EventIngestDay``, counted by ingest itself (counting the window's
+    events was seconds at 10M events: ``ingested_at`` has no index)."""
     first_day = (now.astimezone(UTC) - timedelta(days=days - 1)).date()
-    since = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
-    bounds = Event.objects.aggregate(low=Min("pk"), high=Max("pk"))
-    low, high = bounds["low"], bounds["high"]
-    counts: dict[date, int] = {}
-    if low is not None:
-        while low < high:
-            middle = (low + high) // 2
-            row = (
-                Event.objects.filter(pk__gte=middle)
-                .order_by("pk")
-                .values_list("pk", "ingested_at")
-                .first()
-            )
-            if row is None:  # deleted meanwhile
-                break
-            # No row lies in [middle, row pk): either end of that gap is as good a bound.
-            if row[1] >= since:
-                high = middle
-            else:
-                low = row[0] + 1
-        rows = (
-            Event.objects.filter(pk__gte=low, ingested_at__gte=since)
-            .annotate(day=TruncDate("ingested_at", tzinfo=UTC))
-            .values_list("day")
-            .annotate(n=Count("pk"))
-        )
-        counts = dict(rows)
+    counts = dict(EventIngestDay.objects.filter(day__gte=first_day).values_list("day", "events"))
     return [(day, counts.get(day, 0)) for day in (first_day + timedelta(n) for n in range(days))]
 
 

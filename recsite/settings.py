@@ -390,6 +390,10 @@ AWS_S3_ADDRESSING_STYLE = env_str(
 # EASE inverts a dense items x items matrix (float32: ~8 bytes x items^2 at the peak, 3.2 GB
 # at 20,000): a run of that family with more items fails saying so (training/families/ease.py).
 RECSITE_EASE_MAX_ITEMS = env_int("RECSITE_EASE_MAX_ITEMS", 20_000)
+# A run evaluates at most this many holdout users (a fixed-seed sample): scoring every
+# item for every user grows with users x items, the square of the data (training/pipeline/
+# metrics.py).
+RECSITE_EVAL_MAX_USERS = env_int("RECSITE_EVAL_MAX_USERS", 10_000)
 
 # Serving (recommender/serving/): each process checks the cache key that promote /
 # rollback bump every CHECK seconds and polls the database (active versions, catalog

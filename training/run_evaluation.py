@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import scipy.sparse as sp
+from django.conf import settings
 
 from recommender.artifact_store import artifact_load
 from recommender.artifacts import ArtifactError
@@ -39,11 +40,14 @@ def holdout_evaluate(
 ) -> dict[str, Any]:
     """Candidate and popularity on the holdout; the champion on the part of the holdout
     it has not been trained on (events after its data window), next to the candidate on
-    exactly that part, so neither side is judged on data it has seen."""
+    exactly that part, so neither side is judged on data it has seen. At most
+    ``RECSITE_EVAL_MAX_USERS`` holdout users are scored (a seeded sample, the same for
+    every side)."""
+    sample = settings.RECSITE_EVAL_MAX_USERS
     metrics: dict[str, Any] = {
         "k": k,
-        "candidate": evaluate(candidate_scorer, train, test, k=k),
-        "popularity": evaluate(PopularityScorer(train), train, test, k=k),
+        "candidate": evaluate(candidate_scorer, train, test, k=k, max_users=sample),
+        "popularity": evaluate(PopularityScorer(train), train, test, k=k, max_users=sample),
     }
     log(f"candidate {metrics_brief(metrics['candidate'])}")
     log(f"popularity {metrics_brief(metrics['popularity'])}")
@@ -74,8 +78,10 @@ def holdout_evaluate(
             f"champion_no_overlap_policy={recommender.champion_no_overlap_policy}"
         )
         return metrics
-    metrics["champion"] = evaluate(champion_scorer, train, newer_test, k=k)
-    metrics["candidate_on_champion_holdout"] = evaluate(candidate_scorer, train, newer_test, k=k)
+    metrics["champion"] = evaluate(champion_scorer, train, newer_test, k=k, max_users=sample)
+    metrics["candidate_on_champion_holdout"] = evaluate(
+        candidate_scorer, train, newer_test, k=k, max_users=sample
+    )
     log(
         f"on the {newer_test.nnz} held-out events newer than champion v{champion.number}'s "
         f"data: champion {metrics_brief(metrics['champion'])}; candidate "

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +24,7 @@ from recommender.ingest import (
     parse_items,
 )
 from recommender.metrics import ingest_count
-from recommender.models import OPERATOR_CLIENT, Event, Item, UserProfile
+from recommender.models import OPERATOR_CLIENT, Event, EventIngestDay, Item, UserProfile
 from recommender.pgcopy import COPY_NULL, copy_text
 from recommender.seen_tokens import events_written
 
@@ -156,7 +156,8 @@ def _insert_events(events: Sequence[EventIn], item_pks: dict[str, int], client: 
     new rows even when concurrent requests send the same events. On PostgreSQL the rows go
     in by ``COPY`` into a session temp table and one ``INSERT ... SELECT`` (no per-value
     parameter adaptation, no 8,000-parameter statement to parse); elsewhere by one
-    multi-row ``INSERT ... VALUES`` per chunk."""
+    multi-row ``INSERT ... VALUES`` per chunk. The new rows are added to the day's
+    ``EventIngestDay`` count."""
     ingested_at = timezone.now()
     rows = [
         (
@@ -177,9 +178,30 @@ def _insert_events(events: Sequence[EventIn], item_pks: dict[str, int], client: 
     column_sql = ", ".join(connection.ops.quote_name(column) for column in columns)
     table = connection.ops.quote_name(Event._meta.db_table)
     if connection.vendor == "postgresql":
-        return _copy_events(rows, table, column_sql)
+        created = _copy_events(rows, table, column_sql)
+    else:
+        created = _insert_rows(rows, table, column_sql, len(columns))
+    _count_ingested(day=ingested_at.astimezone(UTC).date(), events=created)
+    return created
+
+
+def _count_ingested(*, day: date, events: int) -> None:
+    """Add ``events`` to ``day``'s ``EventIngestDay`` row (created at the day's first
+    batch), in the batch's transaction: one upsert per batch."""
+    if not events:
+        return
+    table = connection.ops.quote_name(EventIngestDay._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO {table} ("day", "events") VALUES (%s, %s) ON CONFLICT ("day") '
+            f'DO UPDATE SET "events" = {table}."events" + excluded."events"',
+            [day, events],
+        )
+
+
+def _insert_rows(rows: list[tuple], table: str, column_sql: str, n_columns: int) -> int:
     adapt = connection.ops.adapt_datetimefield_value
-    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    row_sql = "(" + ", ".join(["%s"] * n_columns) + ")"
     created = 0
     with connection.cursor() as cursor:
         for start in range(0, len(rows), _INSERT_CHUNK):

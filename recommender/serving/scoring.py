@@ -18,6 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MASKED = np.float32(-np.inf)
+# Scores per group whose maximum ``top_candidates`` takes first: the maxima are ~1.5 %
+# of the scores.
+_GROUP = 64
 FactorBlock = tuple[np.ndarray, np.ndarray]
 
 
@@ -242,8 +245,8 @@ class Page:
 def rank_page(scores: np.ndarray, *, offset: int, limit: int) -> Page:
     """Items ``offset .. offset + limit`` of the ranking by (score desc, index asc).
 
-    ``argpartition`` finds the top ``offset + limit`` in O(n); every item tied with the
-    last of them is kept too, so the order among ties (by index) does not depend on the
+    :func:`top_candidates` finds the top ``offset + limit`` in O(n); every item tied with
+    the last of them is kept too, so the order among ties (by index) does not depend on the
     page asked for. Only that candidate set is sorted."""
     if offset < 0 or limit < 0:
         raise ValueError("offset and limit must be >= 0")
@@ -253,11 +256,37 @@ def rank_page(scores: np.ndarray, *, offset: int, limit: int) -> Page:
     if end <= offset:
         return Page(np.zeros(0, np.int64), np.zeros(0, np.float32), total)
     if end < n:
-        top = np.argpartition(scores, n - end)[n - end :]
-        threshold = scores[top].min()
-        candidates = np.flatnonzero(scores >= threshold)
+        candidates = top_candidates(scores, end)
     else:
         candidates = np.flatnonzero(scores != MASKED)
     order = np.lexsort((candidates, -scores[candidates]))
     chosen = candidates[order][offset:end]
     return Page(chosen.astype(np.int64), scores[chosen].astype(np.float32), total)
+
+
+def top_candidates(scores: np.ndarray, k: int) -> np.ndarray:
+    """The positions (ascending) of every score >= the ``k``-th largest (``0 < k <
+    scores.size``): the top ``k`` and everything tied with the last of them.
+
+    ``argpartition`` over all scores allocates and shuffles an index per score (100k
+    items: ~0.2 ms). Instead, the scores are split into groups of ``_GROUP`` (any split
+    works; strided rows of a reshape are one vectorised pass) and each group's maximum
+    taken: the ``k``-th largest maximum is a lower bound of the ``k``-th largest score
+    (``k`` groups each hold a score at least that high), so the scores at or above it are
+    a small pool holding the whole answer, and only that pool is partitioned. Exact for
+    any input; when masked scores leave the bound at ``-inf`` the pool is everything."""
+    n = int(scores.size)
+    full = n - n % _GROUP
+    pool: np.ndarray | None = None
+    if full // _GROUP > k:
+        maxima = scores[:full].reshape(_GROUP, -1).max(axis=0)
+        if full < n:
+            maxima = np.append(maxima, scores[full:].max())
+        bound = np.partition(maxima, maxima.size - k)[maxima.size - k]
+        pool = np.flatnonzero(scores >= bound)
+    if pool is None or pool.size == n:
+        top = np.argpartition(scores, n - k)[n - k :]
+        return np.flatnonzero(scores >= scores[top].min())
+    pooled = scores[pool]
+    threshold = np.partition(pooled, pool.size - k)[pool.size - k]
+    return pool[pooled >= threshold]

@@ -11,13 +11,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from recommender.models import Event, ModelVersion, PromotionEvent
+from recommender.models import EventIngestDay, ModelVersion, PromotionEvent
 from recommender.online.models import OnlineHourly
 from recommender.online.selectors import online_daily_totals
 from recommender.selectors import events_ingested_per_day
 from recommender.services import model_version_promote, model_version_rollback
+from recommender.services.ingest import event_batch_ingest
 from tests.factories import (
-    EventFactory,
     ModelVersionFactory,
     RecommenderFactory,
     TrainingRunFactory,
@@ -50,7 +50,15 @@ def shop():
 
 
 def test_dashboard_shows_active_version_charts_runs_and_next_run(admin_client, shop):
-    EventFactory.create_batch(3)
+    now = timezone.now()
+    event_batch_ingest(
+        raw_events=[
+            {"event_id": f"e{n}", "user_id": "u", "item_id": "i", "type": "view",
+             "timestamp": now.isoformat()}
+            for n in range(3)
+        ],
+        now=now,
+    )  # fmt: skip
     body = admin_client.get(reverse("admin:dashboard")).content.decode()
     assert "v2" in body
     assert body.count("<svg") >= 3  # metric chart, duration chart, events per day
@@ -93,8 +101,7 @@ def test_dashboard_needs_staff(client):
 def test_events_ingested_per_day_counts_the_window_zero_filled():
     now = datetime(2025, 3, 10, 12, tzinfo=UTC)
     for days_ago, n in ((20, 2), (3, 4), (0, 1)):
-        ids = [e.pk for e in EventFactory.create_batch(n)]
-        Event.objects.filter(pk__in=ids).update(ingested_at=now - timedelta(days=days_ago))
+        EventIngestDay.objects.create(day=(now - timedelta(days=days_ago)).date(), events=n)
     per_day = events_ingested_per_day(days=7, now=now)
     assert [d.isoformat() for d, _ in per_day][0] == "2025-03-04"
     assert dict(per_day) == {

@@ -6,7 +6,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from recommender.ids import MAX_ID_LENGTH, IdArray, IdIndex, id_array_check
+from recommender.ids import MAX_ID_LENGTH, IdArray, IdIndex, id_array_check, id_hash, ids_hash
 
 
 def test_an_id_array_round_trips_strings_including_non_ascii_and_empty_ones():
@@ -124,3 +124,12 @@ def test_inconsistent_blobs_and_offsets_are_named(blob, offsets, problem):
 def test_wrong_dtypes_are_named():
     assert "uint8" in id_array_check(np.zeros(2, np.int32), np.array([0, 2], np.int64))
     assert "int64" in id_array_check(np.zeros(2, np.uint8), np.array([0, 2], np.int32))
+
+
+def test_the_vectorised_hash_of_every_id_is_the_hash_of_each_one():
+    ids = ["", "a", "ab", "ba", "ü-é", "x" * MAX_ID_LENGTH, "user-1", "user-10", "\ud800"]
+    hashes = ids_hash(IdArray.from_strings(ids))
+    assert hashes.dtype == np.int64
+    assert hashes.tolist() == [id_hash(i) for i in ids]
+    assert len(set(hashes.tolist())) == len(ids)
+    assert ids_hash(IdArray.empty()).tolist() == []

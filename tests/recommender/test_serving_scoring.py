@@ -123,3 +123,29 @@ def test_history_scores_weight_by_recency_rank():
 def test_history_scores_of_an_empty_history_are_zero():
     scores = scoring.history_scores(_similarity(), np.zeros(0, np.int64), 4, recency_half_life=0)
     assert scores.tolist() == [0.0] * 4
+
+
+@pytest.mark.parametrize(
+    ("n", "k"),
+    [(5, 1), (5, 3), (63, 20), (64, 3), (65, 20), (640, 1), (640, 20), (640, 200),
+     (10_001, 1), (10_001, 20), (10_001, 200)],
+)  # fmt: skip
+def test_top_candidates_are_every_score_at_least_the_kth_largest(n, k):
+    rng = np.random.default_rng(n * 1000 + k)
+    for case in range(4):
+        # Few distinct values (many ties), masked runs, or all distinct.
+        values = rng.integers(0, 5, n) if case % 2 else rng.standard_normal(n)
+        scores = values.astype(np.float32)
+        if case >= 2:
+            scores[rng.random(n) < 0.9] = scoring.MASKED
+        kth = np.sort(scores)[::-1][k - 1]
+        expected = np.flatnonzero(scores >= kth)
+        np.testing.assert_array_equal(scoring.top_candidates(scores, k), expected)
+
+
+def test_top_candidates_when_only_the_last_chunk_holds_scores():
+    scores = np.full(64 * 50 + 7, scoring.MASKED, dtype=np.float32)
+    scores[-3:] = [1.0, 3.0, 2.0]
+    np.testing.assert_array_equal(
+        scoring.top_candidates(scores, 2), [scores.size - 2, scores.size - 1]
+    )

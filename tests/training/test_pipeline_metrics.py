@@ -119,6 +119,36 @@ def test_evaluate_averages_over_users_with_test_interactions_in_batches():
     assert result["ndcg@3"] == pytest.approx(((1 / math.log2(3)) / (1 + 1 / math.log2(3)) + 1) / 2)
 
 
+class CountingScorer(ArrayScorer):
+    def __init__(self, scores: np.ndarray) -> None:
+        super().__init__(scores)
+        self.scored: list[int] = []
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        self.scored.extend(users.tolist())
+        return super().score(users)
+
+
+def test_evaluate_scores_a_fixed_sample_of_at_most_max_users():
+    rng = np.random.default_rng(3)
+    n_users, n_items = 500, 30
+    scores = rng.random((n_users, n_items))
+    test = sp.csr_matrix((rng.random((n_users, n_items)) < 0.1).astype(np.float32))
+    train = sp.csr_matrix((n_users, n_items), dtype=np.float32)
+    everyone = evaluate(ArrayScorer(scores), train, test, k=5)
+    first, second = CountingScorer(scores), CountingScorer(scores)
+    sampled = evaluate(first, train, test, k=5, max_users=100)
+    evaluate(second, train, test, k=5, max_users=100)
+    assert sampled["users"] == 100 and len(first.scored) == 100
+    assert first.scored == second.scored  # the same users every time: sides compare
+    assert set(first.scored) <= set(np.flatnonzero(np.diff(test.indptr) > 0).tolist())
+    # an unbiased estimate: random scores put precision near the density for both
+    assert sampled["precision@5"] == pytest.approx(everyone["precision@5"], abs=0.05)
+    assert evaluate(ArrayScorer(scores), train, test, k=5, max_users=10_000) == everyone
+    with pytest.raises(ValueError, match="max_users"):
+        evaluate(ArrayScorer(scores), train, test, k=5, max_users=0)
+
+
 def test_evaluate_matches_lightfm_evaluation_for_a_fitted_model():
     rng = np.random.default_rng(7)
     n_users, n_items = 40, 60

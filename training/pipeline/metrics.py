@@ -37,6 +37,7 @@ from recommender.metric_names import metric_key
 # sort order, sorted scores, cumulative counts, group bounds, masks).
 _BYTES_PER_SCORE = 64
 DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024
+_SAMPLE_SEED = 17  # the evaluation sample of users (``evaluate``'s ``max_users``)
 
 
 class Scorer(Protocol):
@@ -182,13 +183,20 @@ def evaluate(
     test: sp.csr_matrix,
     k: int = 10,
     batch_users: int | None = None,
+    max_users: int | None = None,
 ) -> dict[str, float]:
     """Score the users with test interactions in batches and average the metrics.
 
     ``batch_users`` bounds memory: a batch holds a ``(batch_users, n_items)`` score
     matrix plus the AUC working arrays; by default it is chosen to stay within about
-    256 MiB. Returns ``{"precision@k", "recall@k", "ndcg@k", "map@k", "coverage@k",
-    "auc", "users"}`` (keys carry the actual ``k``).
+    256 MiB. ``max_users``: above that many test users, a uniform sample of that many
+    (the same for the same test matrix: a fixed seed, so the candidate, popularity and
+    the champion are judged on the same users). Scoring every item for every user costs
+    users x items, which grows with the square of the data at one shape (10x the events:
+    100x the work); a sample keeps it linear in the catalogue, and 10,000 users put the
+    standard error of a mean of per-user metrics at 1 % of their spread. Returns
+    ``{"precision@k", "recall@k", "ndcg@k", "map@k", "coverage@k", "auc", "users"}``
+    (keys carry the actual ``k``; ``users``: how many were evaluated).
     """
     train = sp.csr_matrix(train)
     test = sp.csr_matrix(test, copy=True)
@@ -200,7 +208,12 @@ def evaluate(
         raise ValueError("scorer and matrices disagree on the number of items")
     if batch_users is None:
         batch_users = max(1, DEFAULT_MEMORY_BUDGET // (max(n_items, 1) * _BYTES_PER_SCORE))
+    if max_users is not None and max_users < 1:
+        raise ValueError("max_users must be at least 1")
     users = np.flatnonzero(np.diff(test.indptr) > 0)
+    if max_users is not None and users.size > max_users:
+        rng = np.random.default_rng(_SAMPLE_SEED)
+        users = np.sort(rng.choice(users, size=max_users, replace=False))
     sums = dict.fromkeys(("precision", "recall", "ndcg", "map", "auc"), 0.0)
     recommended: list[np.ndarray] = []
     for start in range(0, users.size, batch_users):
