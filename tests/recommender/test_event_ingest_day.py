@@ -61,7 +61,7 @@ def test_the_migration_backfills_the_stored_events_per_day():
         ids = [e.pk for e in EventFactory.create_batch(n)]
         Event.objects.filter(pk__in=ids).update(ingested_at=NOW - timedelta(days=days_ago))
     EventIngestDay.objects.all().delete()
-    migration = importlib.import_module("recommender.migrations.0014_event_ingest_day")
+    migration = importlib.import_module("recommender.migrations.0016_event_ingest_day")
     migration.backfill(apps, None)
     assert dict(EventIngestDay.objects.values_list("day", "events")) == {
         (NOW - timedelta(days=3)).date(): 2,
