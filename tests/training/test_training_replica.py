@@ -107,7 +107,7 @@ def test_training_reads_what_the_replica_has_replayed_and_records_it(replicated)
     )
     assert replicated.events(replicated.primary) > seen_by_standby
 
-    first = replicated.manage("retrain", "--algorithm", "lightfm", "--epochs", "3", "--no-promote")
+    first = replicated.manage("retrain", "--algorithm", "popularity", "--no-promote")
     assert "from the replica database" in first.stdout + first.stderr
     status, error, stats = replicated.last_run()
     assert (status, error) == ("succeeded", "")
@@ -117,14 +117,14 @@ def test_training_reads_what_the_replica_has_replayed_and_records_it(replicated)
 
     replicated.query(replicated.standby, "SELECT pg_wal_replay_resume()")
     replicated.caught_up()
-    replicated.manage("retrain", "--algorithm", "lightfm", "--epochs", "3", "--no-promote")
+    replicated.manage("retrain", "--algorithm", "popularity", "--no-promote")
     status, _, stats = replicated.last_run()
     assert status == "succeeded"
     assert stats["events"] > seen_by_standby  # the new events are in the next run
 
 
 def test_a_stopped_replica_fails_the_run_with_a_clear_code_and_touches_nothing(replicated):
-    assert replicated.manage("retrain", "--algorithm", "lightfm", "--epochs", "3").returncode == 0
+    assert replicated.manage("retrain", "--algorithm", "popularity").returncode == 0
     before = replicated.query(
         replicated.primary,
         "SELECT count(*), max(number) FILTER (WHERE status = 'active') "
@@ -132,7 +132,7 @@ def test_a_stopped_replica_fails_the_run_with_a_clear_code_and_touches_nothing(r
     )[0]
 
     replicated.standby.stop()
-    failed = replicated.manage("retrain", "--algorithm", "lightfm", "--epochs", "3", check=False)
+    failed = replicated.manage("retrain", "--algorithm", "popularity", check=False)
 
     assert failed.returncode == 1, failed.stdout + failed.stderr
     status, error, _ = replicated.last_run()
