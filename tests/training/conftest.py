@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from recommender.models import Recommender
+from recommender.models import Item, ModelVersion, Recommender
 from recommender.services import demo_data_generate
+from recsite.celery import app
+from tests.factories import EventFactory
+from tests.recommender.serving_helpers import create_catalog, create_version, default_spec
+from training import tasks  # noqa: F401  (registered, as a worker's autodiscovery does)
 
 
 @pytest.fixture
@@ -35,3 +39,24 @@ def recommender(artifact_dir) -> Recommender:
     recommender.hyperparameters = {"lightfm": {"epochs": 5, "no_components": 16}}
     recommender.save()
     return recommender
+
+
+@pytest.fixture
+def eager_tasks():
+    """Tasks run in the process that sends them (``CELERY_TASK_ALWAYS_EAGER``)."""
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+def export_version() -> ModelVersion:
+    """An active version over the serving spec, and three users with events to export."""
+    spec = default_spec()
+    create_catalog(spec)
+    version = create_version(spec)
+    for n, user in enumerate(["user-0", "user-1", "stranger"]):
+        EventFactory(
+            event_id=f"e{n}", user_external_id=user, item=Item.objects.get(external_id="item-4")
+        )
+    return version

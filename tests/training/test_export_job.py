@@ -16,34 +16,16 @@ from django.utils import timezone
 from recommender.artifact_check import artifacts_check
 from recommender.exports.retention import exports_retain
 from recommender.exports.services import export_job_create, export_job_execute
-from recommender.models import ExportJob, ExportStatus, Item, Recommender
-from recsite.celery import app
-from tests.factories import EventFactory
-from tests.recommender.serving_helpers import create_catalog, create_version, default_spec
+from recommender.models import ExportJob, ExportStatus, Recommender
+from tests.training.conftest import export_version
 from training.tasks import retain_exports  # registers the tasks, as a worker's autodiscovery does
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def eager():
-    """Tasks run in this process (``CELERY_TASK_ALWAYS_EAGER``, as in development)."""
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
 
 @pytest.fixture
 def version(artifact_dir):
-    spec = default_spec()
-    create_catalog(spec)
-    version = create_version(spec)
-    for n, user in enumerate(["user-0", "user-1", "stranger"]):
-        EventFactory(
-            event_id=f"e{n}", user_external_id=user, item=Item.objects.get(external_id="item-4")
-        )
-    return version
+    return export_version()
 
 
 def run_export(admin_client, version, capture) -> ExportJob:

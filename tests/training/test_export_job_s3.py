@@ -17,34 +17,17 @@ from recommender.artifact_store import artifacts_sweep, store_objects
 from recommender.artifact_store.objects import S3Objects
 from recommender.artifact_store.uri import S3Location
 from recommender.exports.retention import exports_retain
-from recommender.models import ExportJob, ExportStatus, Item
-from recsite.celery import app
-from tests.factories import EventFactory
-from tests.recommender.serving_helpers import create_catalog, create_version, default_spec
+from recommender.models import ExportJob, ExportStatus
+from tests.training.conftest import export_version
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
 MIB = 1024 * 1024
 
 
-@pytest.fixture(autouse=True)
-def eager():
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
-
-
 @pytest.fixture
 def version(s3_store):
-    spec = default_spec()
-    create_catalog(spec)
-    version = create_version(spec)
-    for n, user in enumerate(["user-0", "user-1", "stranger"]):
-        EventFactory(
-            event_id=f"e{n}", user_external_id=user, item=Item.objects.get(external_id="item-4")
-        )
-    return version
+    return export_version()
 
 
 @pytest.fixture
