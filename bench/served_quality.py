@@ -149,7 +149,7 @@ def main() -> None:
             results = []
             seconds = manage_ok(env, "retrain", "--algorithm", "lightfm")
             server = servers.recsite(
-                env, port=args.port, workers=2, threads=4, log=Path(tmp) / "gunicorn.log"
+                env, port=args.port, workers=2, threads=1, log=Path(tmp) / "gunicorn.log"
             )
             for label, command in (
                 ("lightfm", None),

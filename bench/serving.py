@@ -98,7 +98,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bare-port", type=int, default=8799)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument(
-        "--threads", type=int, default=4, help="threads per gunicorn worker (the default)"
+        "--threads", type=int, default=1, help="threads per gunicorn worker (1, the default: sync)"
     )
     parser.add_argument("--connections", default="8,32", help="wrk -c, comma-separated")
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk -t")
@@ -677,6 +677,11 @@ def ratio_rows(which: str, runs: dict) -> tuple[list[str], list[str]]:
     return rows, verdicts
 
 
+def worker_kind(threads: int) -> str:
+    """gunicorn's worker class for ``threads`` per worker, as the section names it."""
+    return "sync workers" if threads == 1 else f"gthread workers x {threads} threads"
+
+
 def render(args, info, results: dict[str, dict], command: str) -> str:
     lines = [
         SECTION_START,
@@ -693,7 +698,7 @@ def render(args, info, results: dict[str, dict], command: str) -> str:
         " run, so compare the servers by the ratios of the same run.",
         "",
         f"Three servers side by side, each with 2 processes: recsite under"
-        f" `recsite/gunicorn.conf.py` ({args.workers} workers x {args.threads} threads,"
+        f" `recsite/gunicorn.conf.py` ({args.workers} {worker_kind(args.threads)},"
         f" DEBUG off, PostgreSQL, Redis, the API key, the throttle at {THROTTLE_RATE} (it"
         " never refuses here; Redis is asked once per 100 requests per process), the seen"
         " filter, Prometheus metrics); the seeds' design (`../shared/bench/seed_peer.py`:"

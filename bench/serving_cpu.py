@@ -55,7 +55,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--port", type=int, default=8796)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1, help="1: the sync worker (default)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--pairs", type=int, default=3, help="runs per code version")
@@ -118,7 +118,8 @@ def one_run(args, env, wrk: str, script: Path, source: Path, log: Path) -> dict[
             connections=args.connections,
             seconds=args.seconds,
         )
-        worker_cpu = sum(cpu_seconds(pid) - before_workers[pid] for pid in workers)
+        per_worker = sorted(cpu_seconds(pid) - before_workers[pid] for pid in workers)
+        worker_cpu = sum(per_worker)
         _, after_backends = database_counters(args)
         backend_cpu = sum(
             cpu - before_backends.get(pid, 0.0) for pid, cpu in after_backends.items()
@@ -138,6 +139,8 @@ def one_run(args, env, wrk: str, script: Path, source: Path, log: Path) -> dict[
         # minus the two statistics reads of this script
         "statements": (after_statements - before_statements - 2) / requests,
         "load": load,
+        # 1.0 when the workers share the load evenly, 0.0 when one does all of it
+        "balance": per_worker[0] / per_worker[-1] if per_worker[-1] else 0.0,
     }
 
 
@@ -259,7 +262,8 @@ def main() -> None:
                 print(
                     f"{name}: {run['rps']:,.0f} req/s, p99 {run['p99']:.1f} ms, worker CPU "
                     f"{run['worker_ms']:.3f} ms/request, PostgreSQL {run['pg_ms']:.3f} ms, "
-                    f"{run['statements']:.3f} statements/request, load {run['load']:.1f}",
+                    f"{run['statements']:.3f} statements/request, load {run['load']:.1f}, "
+                    f"worker balance {run['balance']:.2f}",
                     flush=True,
                 )
     print(

@@ -26,10 +26,13 @@ def _int(name: str, default: int) -> int:
 
 bind = os.environ.get("GUNICORN_BIND", "").strip() or "127.0.0.1:8000"
 workers = _int("GUNICORN_WORKERS", 2 * (os.cpu_count() or 1))
-# Four threads: a recommendation request waits on PostgreSQL (recent events) and now and
-# then Redis (throttle lease) for about as long as it computes, and numpy's scoring
-# releases the GIL; with two threads a worker sat idle during those waits (BENCHMARKS.md).
-threads = _int("GUNICORN_THREADS", 4)
+# One thread: gunicorn's sync worker, one request at a time per process, behind the
+# buffering reverse proxy (docs/OPERATIONS.md) that holds slow clients. A recommendation
+# request no longer waits on PostgreSQL (the seen filter's lists are cached per process),
+# so threads only added hand-offs: with 4 threads a request cost 8 % more worker CPU and
+# the p99 under wrk -c32 was 1.7x the sync worker's (docs/BENCHMARKS.md, "Serving").
+# More than one thread selects the gthread worker.
+threads = _int("GUNICORN_THREADS", 1)
 # Long enough for a worker to load the active models when it starts (a multi-GB model
 # takes seconds to checksum); requests themselves take milliseconds.
 timeout = _int("GUNICORN_TIMEOUT", 60)

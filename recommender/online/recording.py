@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import io
-import json
 import logging
 import threading
 import uuid
@@ -26,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -272,12 +272,18 @@ def _nullable(value: int | None) -> str:
     return COPY_NULL if value is None else str(value)
 
 
+def _json_text(values: tuple[str, ...]) -> str:
+    """A JSON array in COPY's text format (orjson: a sixth of ``json.dumps``'s CPU, which
+    was most of the flusher's)."""
+    return copy_text(orjson.dumps(values).decode())
+
+
 def _copy(records: list[ServedListRecord], pks: dict[str, int]) -> None:
     body = "".join(
         f"{record.id}\t{pks[record.recommender]}\t{_nullable(record.model_version)}\t"
         f"{_nullable(record.experiment_id)}\t{copy_text(record.arm)}\t"
         f"{copy_text(record.user_id)}\t{record.kind}\t{record.first_position}\t"
-        f"{copy_text(json.dumps(record.item_ids))}\t{copy_text(json.dumps(record.sources))}\t"
+        f"{_json_text(record.item_ids)}\t{_json_text(record.sources)}\t"
         f"{record.created_at.isoformat()}\n"
         for record in records
     )

@@ -48,22 +48,18 @@ def _state_or_raise(recommender: str) -> ServingState:
 
 
 def _items(state: ServingState, ranking: Ranking, first_rank: int) -> list[dict[str, Any]]:
-    universe = state.universe
+    positions = ranking.page.indices.tolist()
+    scores = np.round(ranking.page.scores.astype(np.float64), 6).tolist()
     return [
         {
             "item_id": item_id,
             "score": score,
             "rank": rank,
-            "title": universe.title(position),
-            "categories": list(universe.categories_of(position)),
+            "title": title,
+            "categories": list(categories),
         }
-        for rank, (item_id, position, score) in enumerate(
-            zip(
-                ranking.ids,
-                ranking.page.indices.tolist(),
-                np.round(ranking.page.scores.astype(np.float64), 6).tolist(),
-                strict=True,
-            ),
+        for rank, (item_id, score, (title, categories)) in enumerate(
+            zip(ranking.ids, scores, state.universe.describe(positions), strict=True),
             start=first_rank,
         )
     ]

@@ -56,13 +56,13 @@ class ItemUniverse:
     def __len__(self) -> int:
         return len(self.head_ids) + len(self.tail_ids)
 
-    def title(self, position: int) -> str:
-        row = int(self.rows[position])
-        return self.source_titles[row] if row >= 0 else ""
-
-    def categories_of(self, position: int) -> tuple[str, ...]:
-        row = int(self.rows[position])
-        return self.source_categories[row] if row >= 0 else ()
+    def describe(self, positions: list[int]) -> list[tuple[str, tuple[str, ...]]]:
+        """Title and categories of the items at ``positions`` (a response's page)."""
+        titles, categories = self.source_titles, self.source_categories
+        return [
+            (titles[row], categories[row]) if row >= 0 else ("", ())
+            for row in self.rows[positions].tolist()
+        ]
 
     def positions_of_pks(self, pks: Sequence[int] | np.ndarray) -> np.ndarray:
         """The position of each item key; -1 for items this universe does not hold."""

@@ -46,8 +46,7 @@ def test_updates_and_deactivations_read_only_the_changed_rows(spec):
     registry.refresh()
     assert registry.catalog.rows_read == 2
     universe = registry.state("default").universe
-    assert universe.title(position("item-3")) == "Renamed"
-    assert universe.categories_of(position("item-3")) == ("noir", "comedy")
+    assert universe.describe([position("item-3")]) == [("Renamed", ("noir", "comedy"))]
     assert position("item-5") in universe.blocked.tolist()
     assert position("item-4") not in universe.blocked.tolist()
     assert position("item-3") in universe.categories["noir"].tolist()
