@@ -167,6 +167,18 @@ def training_run_execute(
     except RunStopped:
         _remove_orphan(reporter)
         training_run_finish_cancelled(run_id=run.pk, phase_timings=reporter.timings)
+    except KeyboardInterrupt as exc:
+        # Ctrl-C, or SIGTERM in ``manage.py retrain``: end the run now rather than leave
+        # it "running" until the reaper, then let the process stop. Python raises the
+        # interrupt between steps, so a query in flight has finished: the connection is
+        # usable.
+        _remove_orphan(reporter)
+        training_run_finish_cancelled(
+            run_id=run.pk,
+            phase_timings=reporter.timings,
+            reason=f"interrupted in phase {reporter.phase or 'start'} ({exc or 'SIGINT'})",
+        )
+        raise
     except Exception as exc:
         _remove_orphan(reporter)
         logger.exception("training run %s failed in phase %s", run.pk, reporter.phase)

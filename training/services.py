@@ -515,9 +515,13 @@ def training_run_cancel(
 
 @transaction.atomic
 def training_run_finish_cancelled(
-    *, run_id: int, phase_timings: dict[str, float] | None = None
+    *,
+    run_id: int,
+    phase_timings: dict[str, float] | None = None,
+    reason: str = "cancelled while running",
 ) -> bool:
-    """The pipeline saw ``cancel_requested`` and stopped: the run ends ``cancelled``."""
+    """The pipeline saw ``cancel_requested`` and stopped, or its process was interrupted
+    (``reason`` says which): the run ends ``cancelled``."""
     now = timezone.now()
     current = _locked_log(run_id, statuses=(RunStatus.RUNNING,))
     if current is None:
@@ -525,8 +529,8 @@ def training_run_finish_cancelled(
     fields: dict[str, Any] = {
         "status": RunStatus.CANCELLED,
         "finished_at": now,
-        "decision_reason": "cancelled while running",
-        "log": log_cap(current + _timestamped("stopped: cancelled", now)),
+        "decision_reason": reason,
+        "log": log_cap(current + _timestamped(f"stopped: {reason}", now)),
     }
     if phase_timings is not None:
         fields["phase_timings"] = phase_timings

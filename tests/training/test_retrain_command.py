@@ -1,11 +1,14 @@
 """``manage.py retrain``: exit codes and output (runs in process on generated data)."""
 
+import os
+import signal
+
 import pytest
 from django.core.management import CommandError, call_command
 
-from recommender.models import Recommender
+from recommender.models import ModelVersion, Recommender
 from recommender.services import demo_data_generate
-from training.models import TrainingRun, Trigger
+from training.models import RunStatus, TrainingRun, Trigger
 from training.services import training_run_create
 
 pytestmark = pytest.mark.django_db
@@ -92,3 +95,34 @@ def test_out_of_range_overrides_exit_2_naming_the_option(recommender, args, mess
     assert caught.value.returncode == 2
     assert message in str(caught.value)
     assert not TrainingRun.objects.exists()
+
+
+class _StopAtFirstFitStep:
+    """A stderr for the command that sends this process SIGTERM when the first fit step
+    is reported, as ``kill`` would mid-training."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.lines.append(text)
+        if "step 1/" in text:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_sigterm_mid_fit_cancels_the_run_and_exits_130(recommender, settings):
+    handler = signal.getsignal(signal.SIGTERM)
+    stderr = _StopAtFirstFitStep()
+    with pytest.raises(SystemExit) as exit_:
+        call_command("retrain", "--epochs", "50", stderr=stderr)
+    assert exit_.value.code == 130
+    run = TrainingRun.objects.get()
+    assert run.status == RunStatus.CANCELLED
+    assert run.decision_reason.startswith("interrupted in phase fit (SIGTERM)")
+    assert run.version is None and not ModelVersion.objects.exists()
+    assert not any(path.is_file() for path in settings.RECSITE_ARTIFACT_DIR.rglob("*"))
+    assert "interrupted (SIGTERM): the run is cancelled" in "".join(stderr.lines)
+    assert signal.getsignal(signal.SIGTERM) is handler  # the command's handler is gone

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import IntEnum
+from types import FrameType
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -28,6 +33,7 @@ class ExitCode(IntEnum):
     BAD_ARGUMENTS = 2
     REJECTED = 3
     ALREADY_RUNNING = 4
+    INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
 
 
 # The run settings' options (argparse dest -> setting); every family hyper-parameter gets
@@ -146,13 +152,17 @@ class Command(BaseCommand):
             "overrides": _overrides(opts, algorithm),
         }
         try:
-            run = training_run_execute_now(
-                recommender=recommender,
-                trigger=Trigger.CLI,
-                options=options,
-                actor_label="manage.py retrain",
-                on_progress=self._progress,
-            )
+            with _sigterm_interrupts():
+                run = training_run_execute_now(
+                    recommender=recommender,
+                    trigger=Trigger.CLI,
+                    options=options,
+                    actor_label="manage.py retrain",
+                    on_progress=self._progress,
+                )
+        except KeyboardInterrupt as exc:
+            self.stderr.write(f"interrupted ({exc or 'SIGINT'}): the run is cancelled")
+            sys.exit(ExitCode.INTERRUPTED)
         except TrainingAlreadyRunning as exc:
             raise CommandError(exc.message, returncode=ExitCode.ALREADY_RUNNING) from exc
         except RecsiteError as exc:
@@ -165,6 +175,25 @@ class Command(BaseCommand):
     def _progress(self, phase: str, fraction: float, message: str) -> None:
         if message:
             self.stderr.write(f"[{fraction:6.1%}] {phase:<9} {message}")
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (``kill``, a stopping container) raises ``KeyboardInterrupt`` as Ctrl-C
+    does, so the run is recorded as cancelled instead of staying "running" until the
+    reaper fails it."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (call_command from a thread)
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _overrides(opts: dict, algorithm: str) -> dict:
