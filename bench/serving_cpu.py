@@ -43,6 +43,7 @@ from common import ROOT, pg_connect
 from serving import API_PATH, prepare_model, server_env
 
 TICKS = os.sysconf("SC_CLK_TCK")
+QUERY = "limit=20"  # of every request
 
 
 def parse_args() -> argparse.Namespace:
@@ -144,9 +145,9 @@ def one_run(args, env, wrk: str, script: Path, source: Path, log: Path) -> dict[
     }
 
 
-def in_process_main(requests: int, key: str, users_file: str) -> None:
-    """``serving_cpu.py _inproc REQUESTS KEY USERS_FILE`` (run with the checkout as its
-    working directory): CPU seconds per request of WSGI calls, printed as JSON."""
+def in_process_main(requests: int, key: str, users_file: str, query: str = QUERY) -> None:
+    """``serving_cpu.py _inproc REQUESTS KEY USERS_FILE [QUERY]`` (run with the checkout as
+    its working directory): CPU seconds per request of WSGI calls, printed as JSON."""
     import io
     import json
     import random
@@ -166,7 +167,7 @@ def in_process_main(requests: int, key: str, users_file: str) -> None:
         environ = {
             "REQUEST_METHOD": "GET",
             "PATH_INFO": f"/api/v1/recommendations/{user}",
-            "QUERY_STRING": "limit=20",
+            "QUERY_STRING": query,
             "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": "80",
             "HTTP_HOST": "127.0.0.1",
@@ -192,14 +193,27 @@ def in_process_main(requests: int, key: str, users_file: str) -> None:
     print(json.dumps({"cpu_ms": 1000 * cpu / requests, "wall_ms": 1000 * wall / requests}))
 
 
-def in_process_run(args, env, source: Path, key: str, users_file: Path) -> dict[str, float]:
+def in_process_run(
+    requests: int, env, source: Path, key: str, users_file: Path, query: str = QUERY
+) -> dict[str, float]:
+    """One in-process run in a fresh Python process (``in_process_main``)."""
     import json
 
     load = os.getloadavg()[0]
+    # One BLAS thread, as recsite/gunicorn.conf.py gives each worker.
+    blas = dict.fromkeys(("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"), "1")
     result = subprocess.run(
-        [sys.executable, str(Path(__file__)), "_inproc", str(args.requests), key, str(users_file)],
+        [
+            sys.executable,
+            str(Path(__file__)),
+            "_inproc",
+            str(requests),
+            key,
+            str(users_file),
+            query,
+        ],
         cwd=source,
-        env=env,
+        env={**blas, **env},
         capture_output=True,
         text=True,
     )
@@ -289,7 +303,7 @@ def in_process(
     results: dict[str, list[float]] = {name: [] for name in sources}
     for _ in range(args.pairs):
         for name, source in sources.items():
-            run = in_process_run(args, envs[name], source, key, users_file)
+            run = in_process_run(args.requests, envs[name], source, key, users_file)
             results[name].append(run["cpu_ms"])
             print(
                 f"{name}: CPU {run['cpu_ms']:.3f} ms/request, wall {run['wall_ms']:.3f} ms, "
@@ -306,6 +320,6 @@ def in_process(
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["_inproc"]:
-        in_process_main(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+        in_process_main(int(sys.argv[2]), sys.argv[3], sys.argv[4], *sys.argv[5:6])
     else:
         main()

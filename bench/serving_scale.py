@@ -188,7 +188,9 @@ def prepare(args: argparse.Namespace) -> dict[str, dict]:
         sys.exit(f"{dataset} is absent: the ML-100K case cannot be built")
     print("importing and training MovieLens 100K ...", flush=True)
     manage_ok(ml_env, "import_dataset", str(dataset), "--format", "movielens", "-v", "0")
-    manage_ok(ml_env, "retrain", "--epochs=5", f"--no-components={args.components}")
+    manage_ok(
+        ml_env, "retrain", "--algorithm=lightfm", "--epochs=5", f"--no-components={args.components}"
+    )
     empty = f"{args.database}_empty"
     recreate_database(args.server_url, empty)
     manage_ok(server_env(args, empty), "migrate", "-v", "0")

@@ -49,6 +49,19 @@ class FoldIn:
         return np.linalg.solve(system, target).astype(np.float32)
 
 
+def all_within(values: np.ndarray, allowed: np.ndarray) -> bool:
+    """Whether every one of ``values`` is in ``allowed`` (the user's trained items: is
+    there anything to fold in?). Sorting the few ``allowed`` and a binary search per value
+    cost a quarter of ``np.isin``, asked on every request of a known user with a history."""
+    if values.size == 0:
+        return True
+    if allowed.size == 0:
+        return False
+    ordered = np.sort(allowed)
+    at = np.minimum(np.searchsorted(ordered, values), ordered.size - 1)
+    return bool((ordered[at] == values).all())
+
+
 def fold_in_for(family: str, params: dict[str, Any], item_factors: np.ndarray) -> FoldIn | None:
     """How ``family`` folds users in (None: it does not; lightfm's users without factors
     are served popularity, as before)."""

@@ -118,6 +118,8 @@ class LoadedModel:
     # of item_feature_embeddings of each word.
     title_terms: TitleTerms | None = None
     term_rows: np.ndarray = field(default_factory=lambda: _NO_ROWS)
+    # Item-item families: the item-item matrix, checked once (its arrays memory-mapped).
+    similarity: scoring.Similarity | None = None
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -186,6 +188,15 @@ class LoadedModel:
             loaded_at=time.time(),
             title_terms=title_terms,
             term_rows=term_rows,
+            similarity=(
+                scoring.Similarity(
+                    arrays["similarity_indptr"],
+                    arrays["similarity_indices"],
+                    arrays["similarity_data"],
+                )
+                if kind == FamilyKind.ITEM_ITEM
+                else None
+            ),
             fold_in=(
                 fold_in_for(artifact.family, artifact.hyperparameters, arrays["item_embeddings"])
                 if kind == FamilyKind.FACTORS
@@ -217,11 +228,3 @@ class LoadedModel:
             raise ArtifactError("bad_prediction", "the test prediction is not finite")
         if not np.isfinite(self.item_norms).all() or not np.isfinite(arrays["popularity"]).all():
             raise ArtifactError("bad_prediction", "item factors or popularity are not finite")
-
-    @property
-    def similarity(self) -> scoring.Similarity:
-        """The item-item matrix as CSR arrays (memory-mapped), item-item families only."""
-        arrays = self.arrays
-        return scoring.Similarity(
-            arrays["similarity_indptr"], arrays["similarity_indices"], arrays["similarity_data"]
-        )

@@ -17,6 +17,7 @@ from recommender.families import FamilyKind
 from recommender.ids import IdArray, IdIndex
 from recommender.serving import scoring
 from recommender.serving.catalog import Catalog
+from recommender.serving.foldin import all_within
 from recommender.serving.model import LoadedModel
 from recommender.serving.scoring import FactorBlock, Page
 
@@ -220,7 +221,7 @@ class ServingState:
             if user is None:
                 return fold_in.user_vector(arrays["item_embeddings"], history), 0.0
             trained = model.seen(user)
-            if not np.isin(history, trained).all():
+            if not all_within(history, trained):
                 vector = fold_in.user_vector(
                     arrays["item_embeddings"], np.concatenate([trained, history])
                 )

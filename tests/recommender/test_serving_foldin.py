@@ -11,7 +11,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
 from recommender.models import Item
-from recommender.serving.foldin import fold_in_for
+from recommender.serving.foldin import all_within, fold_in_for
 from tests.factories import EventFactory
 from tests.recommender.serving_helpers import create_catalog, default_spec, publish_family
 
@@ -143,3 +143,13 @@ def test_events_training_already_saw_keep_the_stored_factors(als, make_api_clien
 
     stored = ranked(als.user_factors[0], als.item_factors, [0, 1, 2], 5)
     assert [i["item_id"] for i in body["items"]] == stored
+
+
+def test_all_within_tells_whether_a_history_holds_only_trained_items():
+    trained = np.asarray([9, 2, 5], np.int32)
+    assert all_within(np.asarray([5, 9, 5, 2], np.int64), trained)
+    assert all_within(np.zeros(0, np.int64), trained)
+    assert not all_within(np.asarray([5, 3], np.int64), trained)
+    assert not all_within(np.asarray([10], np.int64), trained)  # beyond the largest
+    assert not all_within(np.asarray([1], np.int64), trained)  # below the smallest
+    assert not all_within(np.asarray([1], np.int64), np.zeros(0, np.int32))

@@ -125,6 +125,53 @@ def test_history_scores_of_an_empty_history_are_zero():
     assert scores.tolist() == [0.0] * 4
 
 
+def test_history_scores_are_the_terms_added_in_order_bit_for_bit():
+    # The compiled kernels against the terms ``history_terms`` lists, added one by one in
+    # float32 (what was served before): any change of order or precision shows here.
+    rng = np.random.default_rng(5)
+    n = 300
+    dense = np.where(rng.random((n, n)) < 0.2, rng.standard_normal((n, n)), 0).astype(np.float32)
+    rows, columns = np.nonzero(dense)
+    similarity = scoring.Similarity(
+        indptr=np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]),
+        indices=columns.astype(np.int32),
+        data=dense[rows, columns],
+    )
+    for half_life in (0.0, 0.3, 2.0):
+        history = rng.integers(0, n, 120)
+        items, weights = scoring.history_weights(history, half_life)
+        terms = scoring.history_terms(similarity, items, weights)
+        expected = np.zeros(n + 5, np.float32)
+        np.add.at(expected, terms.columns, terms.values)
+        scores = scoring.history_scores(similarity, history, n + 5, recency_half_life=half_life)
+        assert scores.dtype == np.float32
+        assert scores.tobytes() == expected.tobytes()
+
+
+def test_history_scores_refuse_an_item_outside_the_matrix():
+    with pytest.raises(IndexError):
+        scoring.history_scores(_similarity(), np.asarray([1, 4]), 4, recency_half_life=0)
+    with pytest.raises(ValueError):
+        scoring.history_scores(_similarity(), np.asarray([1]), 3, recency_half_life=0)
+
+
+@pytest.mark.parametrize(
+    ("indptr", "indices"),
+    [
+        ([0, 2, 2, 4, 4], [1, 2, 0, 4]),  # an item beyond the last
+        ([0, 2, 2, 4, 5], [1, 2, 0, 3]),  # indptr past the entries
+        ([0, 2, 1, 4, 4], [1, 2, 0, 3]),  # indptr going back
+    ],
+)
+def test_similarity_refuses_arrays_that_are_no_square_csr_matrix(indptr, indices):
+    with pytest.raises(ValueError):
+        scoring.Similarity(
+            indptr=np.asarray(indptr, np.int64),
+            indices=np.asarray(indices, np.int32),
+            data=np.ones(len(indices), np.float32),
+        )
+
+
 @pytest.mark.parametrize(
     ("n", "k"),
     [(5, 1), (5, 3), (63, 20), (64, 3), (65, 20), (640, 1), (640, 20), (640, 200),
