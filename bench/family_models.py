@@ -30,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser, database: str) -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--port", type=int, default=8787)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per gunicorn worker (1: sync worker)"
+    )
     parser.add_argument("--dataset", default="../shared/data/ml-100k", help="relative to repo")
     parser.add_argument(
         "--families", default=",".join(FAMILIES), help="comma-separated, in this order"

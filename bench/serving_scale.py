@@ -18,7 +18,7 @@ Preparation (not timed; run it outside the bench lock with ``--prepare-only``, t
   (``import_dataset`` + ``retrain``, as bench/serving.py does).
 
 Measurement (under ``flock /work/wt/bench.lock``), recsite under ``recsite/gunicorn.conf.py``
-with 2 workers x 4 threads, production settings:
+with 2 sync workers, production settings:
 
 1. an idle worker: the server on an empty, migrated database (nothing to serve);
 2. per case, ROUNDS rounds of wrk ``-t2 -c<C>`` for SECONDS seconds, the cases
@@ -297,7 +297,7 @@ class Case:
 def start(args: argparse.Namespace, case: Case, log_dir: Path) -> servers.Service:
     env = server_env(args, case.database)
     server = servers.recsite(
-        env, port=args.port, workers=2, threads=4, log=log_dir / f"{case.database}.log"
+        env, port=args.port, workers=2, threads=1, log=log_dir / f"{case.database}.log"
     )
     pids = server.worker_pids()
     wait_all_loaded(args.port, pids, loaded_by_worker(args.port, pids)[pids[0]] or 1, 120)
@@ -310,7 +310,7 @@ def measure(args: argparse.Namespace) -> dict:
     results: dict = {"memory": {}, "wrk": {}, "swaps": [], "load": {}}
     empty = Case(EMPTY, f"{args.database}_empty", "", [], {})
     server = servers.recsite(
-        server_env(args, empty.database), port=args.port, workers=2, threads=4,
+        server_env(args, empty.database), port=args.port, workers=2, threads=1,
         log=log_dir / "empty.log",
     )  # fmt: skip
     try:
@@ -389,7 +389,7 @@ def render(args, info, results: dict, command: str, when: datetime) -> str:
         f"`{command}` on {info['CPU']}, {info['Cores']} cores (shared, noisy), {info['RAM']}, "
         f"PostgreSQL {info['postgres']}; load average at start "
         f"{info['Load average at start (1/5/15 min)']}. recsite under "
-        "`recsite/gunicorn.conf.py`, 2 workers x 4 threads, production settings; the large "
+        "`recsite/gunicorn.conf.py`, 2 sync workers, production settings; the large "
         f"model is {args.users:,} users x {args.items:,} items, {args.components} random "
         f"factors and {SEEN_PER_USER} seen items per user through the real artifact writer, "
         "its catalogue real rows (COPY); MovieLens 100K imported and trained. wrk `-t2 "
