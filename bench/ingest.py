@@ -41,13 +41,11 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import multiprocessing
 import os
 import random
 import secrets
 import shlex
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,16 +74,13 @@ from events_vacuum import (
     autovacuum_setting,
     lower_autovacuum_thresholds,
 )
+from http_clients import ClientJob, run_clients, split
+from ingest_report import render, section_markers
 
 sys.path.insert(0, str(ROOT))
 from recommender.demo_data import demo_item_id, demo_user_id  # noqa: E402  (plain Python)
 from recommender.online.ids import uuid7_from_parts  # noqa: E402  (plain Python, no Django)
 
-SECTION_START = "<!-- bench/ingest.py: start -->"
-SECTION_END = "<!-- bench/ingest.py: end -->"
-PREFILL_START = "<!-- bench/ingest.py --prefill: start -->"
-PREFILL_END = "<!-- bench/ingest.py --prefill: end -->"
-TARGET_EVENTS_PER_SECOND = 20_000
 EVENT_TYPES = ("view", "click", "like", "purchase")
 IDS_CHOICES = ("without", "with", "both")
 
@@ -261,51 +256,7 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-# --- the client ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClientJob:
-    port: int
-    api_key: str
-    path: str
-    bodies: list[bytes]
-    expect_status: int
-
-
-def post_all(job: ClientJob, start_at: float) -> tuple[int, float, str | None]:
-    """Post every body in order on one keep-alive connection (re-opened if the server
-    closes it). Returns (requests, seconds, first error)."""
-    connection = http.client.HTTPConnection("127.0.0.1", job.port, timeout=60)
-    headers = {
-        "Authorization": f"Api-Key {job.api_key}",
-        "Content-Type": "application/json",
-        "Connection": "keep-alive",
-    }
-    time.sleep(max(0.0, start_at - time.time()))
-    started = time.perf_counter()
-    for body in job.bodies:
-        try:
-            connection.request("POST", job.path, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            return 0, 0.0, f"{type(exc).__name__}: {exc}"
-        if response.status != job.expect_status:
-            return 0, 0.0, f"HTTP {response.status}: {payload[:300]!r}"
-    return len(job.bodies), time.perf_counter() - started, None
-
-
-def run_clients(jobs: list[ClientJob]) -> float:
-    """Run the jobs in parallel processes, all starting together; returns wall seconds."""
-    start_at = time.time() + 0.5
-    with multiprocessing.get_context("fork").Pool(len(jobs)) as pool:
-        results = pool.starmap(post_all, [(job, start_at) for job in jobs])
-    errors = [error for _, _, error in results if error]
-    if errors:
-        sys.exit("the server refused a request: " + errors[0])
-    # Wall time from the common start to the last client done.
-    return max(seconds for _, seconds, _ in results)
+# --- the load ------------------------------------------------------------------------
 
 
 def event_bodies(
@@ -335,10 +286,6 @@ def event_bodies(
             events.append(event)
         bodies.append(json.dumps({"events": events}).encode())
     return bodies
-
-
-def split(bodies: list[bytes], parts: int) -> list[list[bytes]]:
-    return [bodies[index::parts] for index in range(parts)]
 
 
 def load_catalog(args: argparse.Namespace, api_key: str) -> None:
@@ -452,89 +399,6 @@ def bench_import(args: argparse.Namespace, env: dict[str, str]) -> dict | str:
     return {"rates": rates, "events": counts[0], "seconds": wall}
 
 
-# --- the report ------------------------------------------------------------------------
-
-
-def summary(rates: list[float]) -> tuple[float, float, float]:
-    return statistics.median(rates), min(rates), max(rates)
-
-
-def render(args, info, api, imported, command: str) -> str:
-    medians = {variant: summary(rates)[0] for variant, rates in api["rates"].items()}
-    verdict = "meets" if min(medians.values()) >= TARGET_EVENTS_PER_SECOND else "is BELOW"
-    start, end = (PREFILL_START, PREFILL_END) if args.prefill else (SECTION_START, SECTION_END)
-    stored = f" with {args.prefill:,} events stored" if args.prefill else ""
-    vacuum_column = " Vacuum of the events table in progress |" if args.vacuum else ""
-    lines = [
-        start,
-        f"## Ingest{stored}",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
-        "",
-        "| Machine | |",
-        "|---|---|",
-        *[f"| {key} | {value} |" for key, value in info.items()],
-        "",
-        f"| Path | Events | Runs | Median events/s | Min | Max |{vacuum_column}",
-        "|---|---:|---:|---:|---:|---:|" + ("---:|" if args.vacuum else ""),
-    ]
-    for variant, rates in api["rates"].items():
-        median, low, high = summary(rates)
-        share = api["vacuum_share"][variant]
-        lines.append(
-            f"| `POST /api/v1/events` (batches of {args.batch_size:,}; gunicorn {args.workers}"
-            f" sync workers; {args.clients} client processes; {variant}) |"
-            f" {api['events_per_run']:,} a run | {len(rates)}"
-            f" | {median:,.0f} | {low:,.0f} | {high:,.0f} |"
-            + (f" {statistics.mean(share):.0%} of the time |" if args.vacuum else "")
-        )
-    if isinstance(imported, dict):
-        i_median, i_low, i_high = summary(imported["rates"])
-        lines.append(
-            f"| `manage.py import_dataset {args.dataset} --format movielens` (wall time of"
-            f" the command, Django start-up included) | {imported['events']:,}"
-            f" | {len(imported['rates'])} | {i_median:,.0f} | {i_low:,.0f} | {i_high:,.0f} |"
-        )
-    elif not args.prefill:
-        lines.append(f"| `manage.py import_dataset` | {imported} | | | | |")
-    names = list(medians)
-    ratio = (
-        f"; {names[1]} / {names[0]}, runs alternating: {medians[names[1]] / medians[names[0]]:.2f}"
-        if len(names) > 1
-        else ""
-    )
-    lines += ["", *prefill_notes(args, info, api)] if args.prefill else [""]
-    lines += [
-        f"Target: {TARGET_EVENTS_PER_SECOND:,} events/s through the API{stored}; the median"
-        f" {verdict} it{' (each variant)' if len(medians) > 1 else ''}{ratio}. Client, server"
-        f" and PostgreSQL share the same {info['Cores']} cores, so the client's own work is"
-        " part of the cost.",
-        end,
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def prefill_notes(args: argparse.Namespace, info: dict[str, str], api: dict) -> list[str]:
-    notes = [
-        f"The database is a copy of the demo shop at {args.prefill:,} events"
-        f" ({args.prefill // EVENTS_PER_USER:,} users, {args.prefill // EVENTS_PER_ITEM:,}"
-        " items, written with `COPY` by `common.demo_shop_template`); the posted events"
-        " name random users and items of the shop."
-    ]
-    if args.vacuum:
-        notes.append(
-            f"Server setting `autovacuum = {info['autovacuum']}`; the events table's"
-            " autovacuum thresholds are lowered to 10,000 rows. In the vacuum runs"
-            " bench/events_vacuum.py vacuums the events table back to back"
-            " (`VACUUM (DISABLE_PAGE_SKIPPING)`: every heap page, as an anti-wraparound"
-            " autovacuum; throttled with the server's autovacuum cost delay and limit;"
-            f" {api['vacuum_passes']} passes completed during the runs). The last column is"
-            " the share of 50 ms polls of `pg_stat_progress_vacuum` during the runs that"
-            " found a vacuum of the events table."
-        )
-    return [line for note in notes for line in (note, "")]
-
-
 def main() -> None:
     args = parse_args()
     if args.vacuum and args.ids == "both":
@@ -543,6 +407,7 @@ def main() -> None:
         prefill(args)
         if args.prepare_only:
             return
+        args.users, args.items = args.prefill // EVENTS_PER_USER, args.prefill // EVENTS_PER_ITEM
     command = " ".join(["python bench/ingest.py", *map(shlex.quote, sys.argv[1:])])
     with tempfile.TemporaryDirectory(prefix="recsite-bench-") as tmp:
         env = server_env(args, Path(tmp))
@@ -568,8 +433,7 @@ def main() -> None:
     print()
     print("\n".join(section.splitlines()[1:-1]))
     if not args.no_write:
-        start, end = (PREFILL_START, PREFILL_END) if args.prefill else (SECTION_START, SECTION_END)
-        write_section(start, end, section)
+        write_section(*section_markers(args), section)
         print(f"\nUpdated {BENCHMARKS_MD.relative_to(ROOT)}")
 
 
