@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -265,9 +266,7 @@ def main() -> None:
     for name, value in rows.items():
         print(f"{name:40} {value}")
     if not args.no_write:
-        command = "python bench/event_retention.py" + (
-            f" --events {args.events}" if args.events != 1_000_000 else ""
-        )
+        command = " ".join(["python bench/event_retention.py", *map(shlex.quote, sys.argv[1:])])
         write_section(SECTION_START, SECTION_END, render(rows, machine, command))
 
 

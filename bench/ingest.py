@@ -102,6 +102,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--port", type=int, default=8799)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=300,
+        help="seconds to wait for /readyz (a worker builds its serving state first)",
+    )
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--repeat", type=int, default=5, help="measured API runs")
     parser.add_argument("--batches", type=int, default=40, help="batches per API run")
@@ -198,7 +204,7 @@ def manage(env: dict[str, str], *arguments: str) -> str:
 
 def prepare_database(args: argparse.Namespace, env: dict[str, str]) -> None:
     if args.prefill:
-        recreate_database(args.server_url, args.database, template=prefill(args))
+        recreate_database(args.server_url, args.database, template=args.prefill_template)
         return
     recreate_database(args.server_url, args.database)
     manage(env, "migrate", "--no-input", "-v", "0")
@@ -230,7 +236,7 @@ def start_gunicorn(args: argparse.Namespace, env: dict[str, str], log: Path) -> 
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + args.ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             sys.exit(f"gunicorn exited ({process.returncode}); see {log}:\n{log.read_text()}")
@@ -243,7 +249,7 @@ def start_gunicorn(args: argparse.Namespace, env: dict[str, str], log: Path) -> 
             pass
         time.sleep(0.2)
     process.terminate()
-    sys.exit(f"gunicorn did not become ready within 30 s; see {log}")
+    sys.exit(f"gunicorn did not become ready within {args.ready_timeout:.0f} s; see {log}")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -404,7 +410,7 @@ def main() -> None:
     if args.vacuum and args.ids == "both":
         sys.exit("--vacuum alternates runs with and without a vacuum: not with --ids both")
     if args.prefill:
-        prefill(args)
+        args.prefill_template = prefill(args)
         if args.prepare_only:
             return
         args.users, args.items = args.prefill // EVENTS_PER_USER, args.prefill // EVENTS_PER_ITEM
