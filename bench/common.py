@@ -80,6 +80,16 @@ def postgres_version(server_url: str) -> str:
         return str(cursor.fetchone()[0])
 
 
+def server_settings(server_url: str, names: list[str]) -> str:
+    """``name value`` of each server setting, comma-separated (for the machine table)."""
+    with pg_connect(server_url) as connection, connection.cursor() as cursor:
+        values = []
+        for name in names:
+            cursor.execute("SELECT current_setting(%s)", [name])
+            values.append(f"{name} {cursor.fetchone()[0]}")
+        return ", ".join(values)
+
+
 def drop_database(server_url: str, name: str) -> None:
     with pg_connect(server_url) as connection, connection.cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

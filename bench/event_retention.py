@@ -23,6 +23,7 @@ CI; the machine's load average at start is recorded with the numbers."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import signal
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from common import (
@@ -178,18 +180,20 @@ def third_rates(progress: list[tuple[float, int]]) -> tuple[float, float]:
     return (n1 - n0) / (t1 - t0) if t1 > t0 else nan, (n3 - n2) / (t3 - t2) if t3 > t2 else nan
 
 
-def render(rows: dict[str, str], machine: dict[str, str], command: str) -> str:
+def render(rows: dict[str, str], verdict: str, machine: dict[str, str], command: str) -> str:
     lines = [
         SECTION_START,
         "## Event retention",
         "",
-        f"`{command}` (PostgreSQL, `manage.py prune_events`, 10,000-event batches, "
-        "each its own transaction; a child process ingesting 1,000-event batches through "
-        "`event_batch_ingest` next to it).",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}` (PostgreSQL,"
+        " `manage.py prune_events`, 10,000-event batches, each its own transaction; a child"
+        " process ingesting 1,000-event batches through `event_batch_ingest` next to it).",
         "",
         "| Figure | Value |",
         "|---|---:|",
         *(f"| {name} | {value} |" for name, value in rows.items()),
+        "",
+        verdict,
         "",
         "Machine: " + "; ".join(f"{k}: {v}" for k, v in machine.items()),
         SECTION_END,
@@ -263,11 +267,23 @@ def main() -> None:
         "Longest ingest batch (1,000 events), alone / while pruning": f"{longest_alone:.2f} / "
         f"{longest_during:.2f} s",
     }
+    thirds = (
+        "the pass is too short to compare its thirds"
+        if math.isnan(first_third) or math.isnan(last_third)
+        else f"cost per deleted event {'flat' if last_third >= 0.8 * first_third else 'GROWING'}"
+        f" over the pass (the last third {last_third / first_third:.2f}x the first third's rate)"
+    )
+    verdict = (
+        f"{thirds[0].upper()}{thirds[1:]}; the longest pause of the ingest child while pruning"
+        f" {longest_during:.2f} s against {longest_alone:.2f} s alone"
+        f" ({'no' if longest_during < 1.0 else 'a'} long lock)."
+    )
     for name, value in rows.items():
         print(f"{name:40} {value}")
+    print(verdict)
     if not args.no_write:
         command = " ".join(["python bench/event_retention.py", *map(shlex.quote, sys.argv[1:])])
-        write_section(SECTION_START, SECTION_END, render(rows, machine, command))
+        write_section(SECTION_START, SECTION_END, render(rows, verdict, machine, command))
 
 
 if __name__ == "__main__":

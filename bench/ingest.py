@@ -66,6 +66,7 @@ from common import (
     pg_connect,
     postgres_version,
     recreate_database,
+    server_settings,
     write_section,
 )
 from events_vacuum import (
@@ -138,6 +139,14 @@ def parse_args() -> argparse.Namespace:
         "--vacuum",
         action="store_true",
         help="alternate runs without and with a vacuum of the events table (not with --ids both)",
+    )
+    parser.add_argument(
+        "--db-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a PostgreSQL setting for the bench database's sessions (ALTER DATABASE SET;"
+        " e.g. wal_compression=lz4), repeatable",
     )
     parser.add_argument("--no-write", action="store_true", help="leave BENCHMARKS.md alone")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
@@ -317,6 +326,10 @@ def variants(args: argparse.Namespace) -> list[Variant]:
 
 def bench_api(args: argparse.Namespace, env: dict[str, str], log: Path) -> dict:
     prepare_database(args, env)
+    with pg_connect(args.server_url, args.database) as connection, connection.cursor() as cursor:
+        for setting in args.db_setting:
+            name, _, value = setting.partition("=")
+            cursor.execute(f'ALTER DATABASE "{args.database}" SET {name} = %s', [value])
     if args.vacuum:
         lower_autovacuum_thresholds(args.server_url, args.database)
     api_key = manage(
@@ -420,6 +433,10 @@ def main() -> None:
         info = machine_info()
         info["PostgreSQL"] = postgres_version(args.server_url)
         info["autovacuum"] = autovacuum_setting(args.server_url, "postgres")
+        info["PostgreSQL settings"] = server_settings(
+            args.server_url,
+            ["shared_buffers", "max_wal_size", "wal_compression", "synchronous_commit"],
+        )
         if "REDIS_URL" in env:
             version = redis.Redis.from_url(env["REDIS_URL"]).info("server")["redis_version"]
             info["Redis"] = f"{version} (cache and per-key throttle)"

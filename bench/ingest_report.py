@@ -10,16 +10,15 @@ from datetime import UTC, datetime
 
 from common import EVENTS_PER_ITEM, EVENTS_PER_USER
 
-SECTION_START = "<!-- bench/ingest.py: start -->"
-SECTION_END = "<!-- bench/ingest.py: end -->"
-PREFILL_START = "<!-- bench/ingest.py --prefill: start -->"
-PREFILL_END = "<!-- bench/ingest.py --prefill: end -->"
 TARGET_EVENTS_PER_SECOND = 20_000
 
 
 def section_markers(args: argparse.Namespace) -> tuple[str, str]:
-    """The "Ingest" section, or "Ingest with N events stored" with ``--prefill``."""
-    return (PREFILL_START, PREFILL_END) if args.prefill else (SECTION_START, SECTION_END)
+    """The "Ingest" section; with ``--prefill``, "Ingest with N events stored", one per
+    set of ``--db-setting``."""
+    key = " --prefill" if args.prefill else ""
+    key += "".join(f" {setting}" for setting in sorted(args.db_setting))
+    return f"<!-- bench/ingest.py{key}: start -->", f"<!-- bench/ingest.py{key}: end -->"
 
 
 def summary(rates: list[float]) -> tuple[float, float, float]:
@@ -37,7 +36,7 @@ def render(args, info, api, imported, command: str) -> str:
     vacuum_column = " Vacuum of the events table in progress |" if args.vacuum else ""
     lines = [
         start,
-        f"## Ingest{stored}",
+        f"## Ingest{stored}" + "".join(f", {setting}" for setting in args.db_setting),
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
         "",
@@ -91,6 +90,12 @@ def prefill_notes(args: argparse.Namespace, info: dict[str, str], api: dict) -> 
         " items, written with `COPY` by `common.demo_shop_template`); the posted events"
         " name random users and items of the shop."
     ]
+    if args.db_setting:
+        notes.append(
+            "The bench database's sessions run with "
+            + ", ".join(f"`{setting}`" for setting in args.db_setting)
+            + " (`ALTER DATABASE ... SET`); the server's other settings are its defaults."
+        )
     if args.vacuum:
         notes.append(
             f"Server setting `autovacuum = {info['autovacuum']}`; the events table's"
