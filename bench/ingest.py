@@ -245,6 +245,10 @@ def start_gunicorn(args: argparse.Namespace, env: dict[str, str], log: Path) -> 
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
     )
+    # Every worker, not the first one: a worker builds its serving state before it
+    # accepts (at 10M events the popularity fallback scans the table for ~20 s), and a
+    # run next to a worker still building measures that build.
+    ready: set[int] = set()
     deadline = time.monotonic() + args.ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -252,11 +256,14 @@ def start_gunicorn(args: argparse.Namespace, env: dict[str, str], log: Path) -> 
         try:
             connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
             connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
+            response = connection.getresponse()
+            if response.status == 200:
+                ready.add(json.loads(response.read())["checks"]["serving"]["pid"])
+            if len(ready) >= args.workers:
                 return process
         except OSError:
             pass
-        time.sleep(0.2)
+        time.sleep(0.1)
     process.terminate()
     sys.exit(f"gunicorn did not become ready within {args.ready_timeout:.0f} s; see {log}")
 
