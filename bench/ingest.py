@@ -30,7 +30,11 @@ shop's users and items, no import is timed, and the section is "Ingest with N ev
 stored". ``--vacuum`` alternates runs with and without a vacuum of the events table in
 progress (bench/events_vacuum.py: an autovacuum worker's work, throttled as it is, plus
 autovacuum thresholds lowered on the table) and reports the share of each run's time a
-vacuum was running (sampled from ``pg_stat_progress_vacuum``).
+vacuum was running (sampled from ``pg_stat_progress_vacuum``). ``--db-setting
+NAME=VALUE`` runs the bench database's sessions with a PostgreSQL setting (its own
+section). The runs start once every gunicorn worker answers ``/readyz`` (with no active
+model a worker first counts every event for the popularity fallback: ~20 s at 10M).
+The kept demo shop is dropped by hand (``DROP DATABASE recsite_bench_prefill_<N>``).
 
 Needs PostgreSQL (``--server-url``, default ``postgres://postgres@127.0.0.1:5432``).
 Never part of CI: it takes a minute or two and loads the machine.
