@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 
 from common import (
     BENCHMARKS_MD,
+    EVENTS_PER_ITEM,
+    EVENTS_PER_USER,
     ROOT,
     command_env,
     drop_database,
@@ -47,8 +49,6 @@ from common import (
 SECTION_START = "<!-- bench/admin_scale.py: start -->"
 SECTION_END = "<!-- bench/admin_scale.py: end -->"
 TARGET_MS = 500.0
-EVENTS_PER_USER = 100
-EVENTS_PER_ITEM = 200
 
 
 def parse_args() -> argparse.Namespace:

@@ -6,12 +6,14 @@ Imported as ``common`` (the scripts run as ``python bench/<name>.py``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,15 +80,87 @@ def postgres_version(server_url: str) -> str:
         return str(cursor.fetchone()[0])
 
 
+def server_settings(server_url: str, names: list[str]) -> str:
+    """``name value`` of each server setting, comma-separated (for the machine table)."""
+    with pg_connect(server_url) as connection, connection.cursor() as cursor:
+        values = []
+        for name in names:
+            cursor.execute("SELECT current_setting(%s)", [name])
+            values.append(f"{name} {cursor.fetchone()[0]}")
+        return ", ".join(values)
+
+
 def drop_database(server_url: str, name: str) -> None:
     with pg_connect(server_url) as connection, connection.cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def recreate_database(server_url: str, name: str) -> None:
+def recreate_database(server_url: str, name: str, *, template: str | None = None) -> None:
+    """``name`` afresh: empty, or a file copy of ``template`` (no session may be connected
+    to it; ``FILE_COPY`` copies the files instead of writing every page to the WAL)."""
     drop_database(server_url, name)
     with pg_connect(server_url) as connection, connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+        cursor.execute(f'CREATE DATABASE "{name}"{copy}')
+
+
+def database_exists(server_url: str, name: str) -> bool:
+    with pg_connect(server_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        return cursor.fetchone() is not None
+
+
+# The demo shop's generator shape at N events (bench/scale.py's sizes): N / 100 users and
+# N / 200 items, so users and items per event stay the same at every size.
+EVENTS_PER_USER = 100
+EVENTS_PER_ITEM = 200
+_DEMO_SHOP = (
+    "import json, sys, django; django.setup(); import scale_data; "
+    "users, items, events = map(int, sys.argv[1:]); "
+    "print(json.dumps(scale_data.demo_shop_copy(users=users, items=items, events=events)))"
+)
+
+
+def demo_shop_write(env: dict[str, str], *, events: int) -> dict[str, float]:
+    """Write the demo shop at ``events`` events (bench/scale_data.py: ``COPY``) into the
+    migrated database of ``env``; the phases' seconds."""
+    users, items = events // EVENTS_PER_USER, events // EVENTS_PER_ITEM
+    done = subprocess.run(
+        [sys.executable, "-c", _DEMO_SHOP, str(users), str(items), str(events)],
+        cwd=ROOT,
+        env={
+            **env,
+            "PYTHONPATH": str(ROOT / "bench"),
+            "DJANGO_SETTINGS_MODULE": "recsite.settings",
+        },
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        sys.exit(f"writing the demo shop failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def demo_shop_template(server_url: str, prefix: str, *, events: int) -> tuple[str, float | None]:
+    """Make sure database ``<prefix>_<events>`` holds the migrated demo shop at
+    ``events`` events, to be cloned (``recreate_database(..., template=name)``) by the
+    benchmarks that need a large events table: written once (~6 min at 10M; under a name
+    of its own, renamed when complete, so an interrupted fill is never reused) and kept.
+    Returns its name and the seconds spent writing it (None: it was there already).
+    Drop it by hand when done."""
+    name = f"{prefix}_{events}"
+    if database_exists(server_url, name):
+        return name, None
+    partial = f"{name}_partial"
+    recreate_database(server_url, partial)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="recsite-bench-shop-") as data_dir:
+        env = command_env(f"{server_url.rstrip('/')}/{partial}", Path(data_dir))
+        manage_ok(env, "migrate", "-v", "0")
+        demo_shop_write(env, events=events)
+    with pg_connect(server_url) as connection, connection.cursor() as cursor:
+        cursor.execute(f'ALTER DATABASE "{partial}" RENAME TO "{name}"')
+    return name, time.perf_counter() - started
 
 
 def write_section(start_marker: str, end_marker: str, section: str) -> None:

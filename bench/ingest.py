@@ -3,6 +3,8 @@
     .venv/bin/python bench/ingest.py                 # defaults, updates docs/BENCHMARKS.md
     .venv/bin/python bench/ingest.py --repeat 3 --no-write
     .venv/bin/python bench/ingest.py --ids both --skip-import   # with vs without ids, A/B
+    flock /work/wt/bench.lock .venv/bin/python bench/ingest.py --prefill 10000000 --prepare-only
+    flock /work/wt/bench.lock .venv/bin/python bench/ingest.py --prefill 10000000 --vacuum
 
 What it does:
 
@@ -21,6 +23,19 @@ What it does:
    fresh database (skipped with a message when the dataset is absent);
 6. prints a table and writes the "Ingest" section of docs/BENCHMARKS.md.
 
+With ``--prefill N`` the database is instead a copy of the demo shop at N events
+(``common.demo_shop_template``: written once with ``COPY`` into ``--prefill-database``
+and kept, so re-runs only copy it; ``--prepare-only`` stops there), the events name the
+shop's users and items, no import is timed, and the section is "Ingest with N events
+stored". ``--vacuum`` alternates runs with and without a vacuum of the events table in
+progress (bench/events_vacuum.py: an autovacuum worker's work, throttled as it is, plus
+autovacuum thresholds lowered on the table) and reports the share of each run's time a
+vacuum was running (sampled from ``pg_stat_progress_vacuum``). ``--db-setting
+NAME=VALUE`` runs the bench database's sessions with a PostgreSQL setting (its own
+section). The runs start once every gunicorn worker answers ``/readyz`` (with no active
+model a worker first counts every event for the popularity fallback: ~20 s at 10M).
+The kept demo shop is dropped by hand (``DROP DATABASE recsite_bench_prefill_<N>``).
+
 Needs PostgreSQL (``--server-url``, default ``postgres://postgres@127.0.0.1:5432``).
 Never part of CI: it takes a minute or two and loads the machine.
 """
@@ -30,13 +45,11 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import multiprocessing
 import os
 import random
 import secrets
 import shlex
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,23 +61,40 @@ from pathlib import Path
 import redis
 from common import (
     BENCHMARKS_MD,
+    EVENTS_PER_ITEM,
+    EVENTS_PER_USER,
     ROOT,
+    demo_shop_template,
     drop_database,
     machine_info,
     pg_connect,
     postgres_version,
     recreate_database,
+    server_settings,
     write_section,
 )
+from events_vacuum import (
+    EventsVacuum,
+    VacuumSampler,
+    autovacuum_setting,
+    lower_autovacuum_thresholds,
+)
+from http_clients import ClientJob, run_clients, split
+from ingest_report import render, section_markers
 
 sys.path.insert(0, str(ROOT))
+from recommender.demo_data import demo_item_id, demo_user_id  # noqa: E402  (plain Python)
 from recommender.online.ids import uuid7_from_parts  # noqa: E402  (plain Python, no Django)
 
-SECTION_START = "<!-- bench/ingest.py: start -->"
-SECTION_END = "<!-- bench/ingest.py: end -->"
-TARGET_EVENTS_PER_SECOND = 20_000
 EVENT_TYPES = ("view", "click", "like", "purchase")
 IDS_CHOICES = ("without", "with", "both")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    ids: bool = False  # events name a recommendation_id and a position
+    vacuum: bool = False  # a vacuum of the events table runs during the run
 
 
 def parse_args() -> argparse.Namespace:
@@ -77,6 +107,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--port", type=int, default=8799)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=300,
+        help="seconds to wait for /readyz (a worker builds its serving state first)",
+    )
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--repeat", type=int, default=5, help="measured API runs")
     parser.add_argument("--batches", type=int, default=40, help="batches per API run")
@@ -91,6 +127,30 @@ def parse_args() -> argparse.Namespace:
         choices=IDS_CHOICES,
         default="without",
         help="events with recommendation_id and position, without, or runs of both alternating",
+    )
+    parser.add_argument(
+        "--prefill", type=int, default=0, help="events stored before (the demo shop), 0: none"
+    )
+    parser.add_argument(
+        "--prefill-database",
+        default="recsite_bench_prefill",
+        help="the kept demo shop --database is copied from, named <this>_<N>",
+    )
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="write the --prefill database and exit"
+    )
+    parser.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="alternate runs without and with a vacuum of the events table (not with --ids both)",
+    )
+    parser.add_argument(
+        "--db-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a PostgreSQL setting for the bench database's sessions (ALTER DATABASE SET;"
+        " e.g. wal_compression=lz4), repeatable",
     )
     parser.add_argument("--no-write", action="store_true", help="leave BENCHMARKS.md alone")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
@@ -126,9 +186,16 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def count_events(args: argparse.Namespace) -> int:
+def count_events(args: argparse.Namespace, above: int = 0) -> int:
+    """Events with keys above ``above`` (an index range, not a scan of 10M rows)."""
     with pg_connect(args.server_url, args.database) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM recommender_event")
+        cursor.execute("SELECT count(*) FROM recommender_event WHERE id > %s", [above])
+        return cursor.fetchone()[0]
+
+
+def last_event_key(args: argparse.Namespace) -> int:
+    with pg_connect(args.server_url, args.database) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0) FROM recommender_event")
         return cursor.fetchone()[0]
 
 
@@ -149,8 +216,19 @@ def manage(env: dict[str, str], *arguments: str) -> str:
 
 
 def prepare_database(args: argparse.Namespace, env: dict[str, str]) -> None:
+    if args.prefill:
+        recreate_database(args.server_url, args.database, template=args.prefill_template)
+        return
     recreate_database(args.server_url, args.database)
     manage(env, "migrate", "--no-input", "-v", "0")
+
+
+def prefill(args: argparse.Namespace) -> str:
+    """The kept demo shop's database (written now if it is not there yet)."""
+    name, seconds = demo_shop_template(args.server_url, args.prefill_database, events=args.prefill)
+    written = "kept from a previous run" if seconds is None else f"written in {seconds:.0f} s"
+    print(f"Demo shop at {args.prefill:,} events in {name}: {written}", flush=True)
+    return name
 
 
 # --- the server ------------------------------------------------------------------------
@@ -171,20 +249,27 @@ def start_gunicorn(args: argparse.Namespace, env: dict[str, str], log: Path) -> 
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
     )
-    deadline = time.monotonic() + 30
+    # Every worker, not the first one: a worker builds its serving state before it
+    # accepts (at 10M events the popularity fallback scans the table for ~20 s), and a
+    # run next to a worker still building measures that build.
+    ready: set[int] = set()
+    deadline = time.monotonic() + args.ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             sys.exit(f"gunicorn exited ({process.returncode}); see {log}:\n{log.read_text()}")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=2)
             connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
+            response = connection.getresponse()
+            if response.status == 200:
+                ready.add(json.loads(response.read())["checks"]["serving"]["pid"])
+            if len(ready) >= args.workers:
                 return process
         except OSError:
             pass
-        time.sleep(0.2)
+        time.sleep(0.1)
     process.terminate()
-    sys.exit(f"gunicorn did not become ready within 30 s; see {log}")
+    sys.exit(f"gunicorn did not become ready within {args.ready_timeout:.0f} s; see {log}")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -197,51 +282,7 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-# --- the client ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClientJob:
-    port: int
-    api_key: str
-    path: str
-    bodies: list[bytes]
-    expect_status: int
-
-
-def post_all(job: ClientJob, start_at: float) -> tuple[int, float, str | None]:
-    """Post every body in order on one keep-alive connection (re-opened if the server
-    closes it). Returns (requests, seconds, first error)."""
-    connection = http.client.HTTPConnection("127.0.0.1", job.port, timeout=60)
-    headers = {
-        "Authorization": f"Api-Key {job.api_key}",
-        "Content-Type": "application/json",
-        "Connection": "keep-alive",
-    }
-    time.sleep(max(0.0, start_at - time.time()))
-    started = time.perf_counter()
-    for body in job.bodies:
-        try:
-            connection.request("POST", job.path, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            return 0, 0.0, f"{type(exc).__name__}: {exc}"
-        if response.status != job.expect_status:
-            return 0, 0.0, f"HTTP {response.status}: {payload[:300]!r}"
-    return len(job.bodies), time.perf_counter() - started, None
-
-
-def run_clients(jobs: list[ClientJob]) -> float:
-    """Run the jobs in parallel processes, all starting together; returns wall seconds."""
-    start_at = time.time() + 0.5
-    with multiprocessing.get_context("fork").Pool(len(jobs)) as pool:
-        results = pool.starmap(post_all, [(job, start_at) for job in jobs])
-    errors = [error for _, _, error in results if error]
-    if errors:
-        sys.exit("the server refused a request: " + errors[0])
-    # Wall time from the common start to the last client done.
-    return max(seconds for _, seconds, _ in results)
+# --- the load ------------------------------------------------------------------------
 
 
 def event_bodies(
@@ -249,13 +290,16 @@ def event_bodies(
 ) -> list[bytes]:
     now = datetime.now(UTC)
     bodies = []
+    # the shop's users and items when it is there (ingest touches the whole user index)
+    user_id = demo_user_id if args.prefill else "u{}".format
+    item_id = demo_item_id if args.prefill else "i{}".format
     for batch in range(args.batches):
         events = []
         for n in range(args.batch_size):
             event = {
                 "event_id": f"bench-{run}-{batch}-{n}",
-                "user_id": f"u{rng.randrange(args.users)}",
-                "item_id": f"i{rng.randrange(args.items)}",
+                "user_id": user_id(rng.randrange(args.users)),
+                "item_id": item_id(rng.randrange(args.items)),
                 "type": rng.choice(EVENT_TYPES),
                 "timestamp": (now - timedelta(seconds=rng.randrange(86_400 * 30))).isoformat(),
             }
@@ -270,10 +314,6 @@ def event_bodies(
     return bodies
 
 
-def split(bodies: list[bytes], parts: int) -> list[list[bytes]]:
-    return [bodies[index::parts] for index in range(parts)]
-
-
 def load_catalog(args: argparse.Namespace, api_key: str) -> None:
     items = [
         {"item_id": f"i{n}", "title": f"Item {n}", "categories": [f"c{n % 12}"]}
@@ -286,14 +326,30 @@ def load_catalog(args: argparse.Namespace, api_key: str) -> None:
     run_clients([ClientJob(args.port, api_key, "/api/v1/items", bodies, 200)])
 
 
+def variants(args: argparse.Namespace) -> list[Variant]:
+    if args.vacuum:
+        with_ids = args.ids == "with"
+        return [Variant("no vacuum", ids=with_ids), Variant("vacuum", ids=with_ids, vacuum=True)]
+    if args.ids == "both":
+        return [Variant("without ids"), Variant("with ids", ids=True)]
+    return [Variant(f"{args.ids} ids", ids=args.ids == "with")]
+
+
 def bench_api(args: argparse.Namespace, env: dict[str, str], log: Path) -> dict:
     prepare_database(args, env)
+    with pg_connect(args.server_url, args.database) as connection, connection.cursor() as cursor:
+        for setting in args.db_setting:
+            name, _, value = setting.partition("=")
+            cursor.execute(f'ALTER DATABASE "{args.database}" SET {name} = %s', [value])
+    if args.vacuum:
+        lower_autovacuum_thresholds(args.server_url, args.database)
     api_key = manage(
         env, "create_api_key", "bench", "--scopes", "events:write", "catalog:write"
     ).strip()
     server = start_gunicorn(args, env, log)
     try:
-        load_catalog(args, api_key)
+        if not args.prefill:
+            load_catalog(args, api_key)
         rng = random.Random(42)
         # Warm-up: every worker process imports, connects and caches the key lookup.
         warm = event_bodies(
@@ -305,31 +361,48 @@ def bench_api(args: argparse.Namespace, env: dict[str, str], log: Path) -> dict:
                 for part in split(warm, args.clients)
             ]
         )
-        variants = ["without", "with"] if args.ids == "both" else [args.ids]
-        rates: dict[str, list[float]] = {variant: [] for variant in variants}
-        for run, variant in ((r, v) for r in range(args.repeat) for v in variants):
-            bodies = event_bodies(args, f"r{run}{variant}", rng, ids=variant == "with")
-            before = count_events(args)
-            seconds = run_clients(
-                [
-                    ClientJob(args.port, api_key, "/api/v1/events", part, 201)
-                    for part in split(bodies, args.clients)
-                ]
-            )
-            stored = count_events(args) - before
+        rates: dict[str, list[float]] = {variant.name: [] for variant in variants(args)}
+        vacuum_share: dict[str, list[float]] = {variant.name: [] for variant in variants(args)}
+        vacuum_passes = 0
+        for run, variant in ((r, v) for r in range(args.repeat) for v in variants(args)):
+            bodies = event_bodies(args, f"r{run}{variant.name}", rng, ids=variant.ids)
+            before = last_event_key(args)
+            vacuum = EventsVacuum(args.server_url, args.database) if variant.vacuum else None
+            if vacuum:
+                vacuum.start()
+            sampler = VacuumSampler(args.server_url, args.database)
+            try:
+                with sampler.sampling():
+                    seconds = run_clients(
+                        [
+                            ClientJob(args.port, api_key, "/api/v1/events", part, 201)
+                            for part in split(bodies, args.clients)
+                        ]
+                    )
+            finally:
+                if vacuum:
+                    vacuum.stop()
+                    vacuum_passes += vacuum.passes
+            stored = count_events(args, above=before)
             expected = args.batches * args.batch_size
             if stored != expected:
                 sys.exit(f"run {run + 1}: {stored} events stored, {expected} sent")
-            rates[variant].append(expected / seconds)
+            rates[variant.name].append(expected / seconds)
+            vacuum_share[variant.name].append(sampler.share)
             print(
-                f"  API run {run + 1}/{args.repeat} ({variant} ids): {expected:,} events in"
-                f" {seconds:.2f} s"
-                f" = {expected / seconds:,.0f} events/s",
+                f"  API run {run + 1}/{args.repeat} ({variant.name}): {expected:,} events in"
+                f" {seconds:.2f} s = {expected / seconds:,.0f} events/s; a vacuum of the"
+                f" events table in progress {sampler.share:.0%} of the time",
                 flush=True,
             )
     finally:
         stop(server)
-    return {"rates": rates, "events_per_run": args.batches * args.batch_size}
+    return {
+        "rates": rates,
+        "events_per_run": args.batches * args.batch_size,
+        "vacuum_share": vacuum_share,
+        "vacuum_passes": vacuum_passes,
+    }
 
 
 def bench_import(args: argparse.Namespace, env: dict[str, str]) -> dict | str:
@@ -356,69 +429,25 @@ def bench_import(args: argparse.Namespace, env: dict[str, str]) -> dict | str:
     return {"rates": rates, "events": counts[0], "seconds": wall}
 
 
-# --- the report ------------------------------------------------------------------------
-
-
-def summary(rates: list[float]) -> tuple[float, float, float]:
-    return statistics.median(rates), min(rates), max(rates)
-
-
-def render(args, info, api, imported, command: str) -> str:
-    medians = {variant: summary(rates)[0] for variant, rates in api["rates"].items()}
-    verdict = "meets" if min(medians.values()) >= TARGET_EVENTS_PER_SECOND else "is BELOW"
-    lines = [
-        SECTION_START,
-        "## Ingest",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
-        "",
-        "| Machine | |",
-        "|---|---|",
-        *[f"| {key} | {value} |" for key, value in info.items()],
-        "",
-        "| Path | Events | Runs | Median events/s | Min | Max |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for variant, rates in api["rates"].items():
-        median, low, high = summary(rates)
-        lines.append(
-            f"| `POST /api/v1/events` (batches of {args.batch_size:,}; gunicorn {args.workers}"
-            f" sync workers; {args.clients} client processes; {variant} `recommendation_id`"
-            f" and `position`) | {api['events_per_run']:,} a run | {len(rates)}"
-            f" | {median:,.0f} | {low:,.0f} | {high:,.0f} |"
-        )
-    if isinstance(imported, dict):
-        i_median, i_low, i_high = summary(imported["rates"])
-        lines.append(
-            f"| `manage.py import_dataset {args.dataset} --format movielens` (wall time of"
-            f" the command, Django start-up included) | {imported['events']:,}"
-            f" | {len(imported['rates'])} | {i_median:,.0f} | {i_low:,.0f} | {i_high:,.0f} |"
-        )
-    else:
-        lines.append(f"| `manage.py import_dataset` | {imported} | | | | |")
-    lines += [
-        "",
-        f"Target: {TARGET_EVENTS_PER_SECOND:,} events/s through the API; the median"
-        f" {verdict} it{' (each variant)' if len(medians) > 1 else ''}"
-        + (
-            f"; with ids / without, runs alternating: {medians['with'] / medians['without']:.2f}"
-            if len(medians) > 1
-            else ""
-        )
-        + f". Client, server and PostgreSQL share the same "
-        f"{info['Cores']} cores, so the client's own work is part of the cost.",
-        SECTION_END,
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
     args = parse_args()
+    if args.vacuum and args.ids == "both":
+        sys.exit("--vacuum alternates runs with and without a vacuum: not with --ids both")
+    if args.prefill:
+        args.prefill_template = prefill(args)
+        if args.prepare_only:
+            return
+        args.users, args.items = args.prefill // EVENTS_PER_USER, args.prefill // EVENTS_PER_ITEM
     command = " ".join(["python bench/ingest.py", *map(shlex.quote, sys.argv[1:])])
     with tempfile.TemporaryDirectory(prefix="recsite-bench-") as tmp:
         env = server_env(args, Path(tmp))
         info = machine_info()
         info["PostgreSQL"] = postgres_version(args.server_url)
+        info["autovacuum"] = autovacuum_setting(args.server_url, "postgres")
+        info["PostgreSQL settings"] = server_settings(
+            args.server_url,
+            ["shared_buffers", "max_wal_size", "wal_compression", "synchronous_commit"],
+        )
         if "REDIS_URL" in env:
             version = redis.Redis.from_url(env["REDIS_URL"]).info("server")["redis_version"]
             info["Redis"] = f"{version} (cache and per-key throttle)"
@@ -428,7 +457,7 @@ def main() -> None:
         print(f"API: {args.repeat} runs of {args.batches} x {args.batch_size} events")
         try:
             api = bench_api(args, env, Path(tmp) / "gunicorn.log")
-            imported = bench_import(args, env)
+            imported = "not timed with --prefill" if args.prefill else bench_import(args, env)
         finally:
             if not args.keep_db:
                 drop_database(args.server_url, args.database)
@@ -436,9 +465,9 @@ def main() -> None:
         print(f"  import: {imported}")
     section = render(args, info, api, imported, command)
     print()
-    print(section.split("\n", 2)[2].rsplit(SECTION_END, 1)[0].strip())
+    print("\n".join(section.splitlines()[1:-1]))
     if not args.no_write:
-        write_section(SECTION_START, SECTION_END, section)
+        write_section(*section_markers(args), section)
         print(f"\nUpdated {BENCHMARKS_MD.relative_to(ROOT)}")
 
 

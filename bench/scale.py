@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
-import os
 import resource
 import shlex
 import subprocess
@@ -43,8 +42,12 @@ from pathlib import Path
 
 from common import (
     BENCHMARKS_MD,
+    EVENTS_PER_ITEM,
+    EVENTS_PER_USER,
     ROOT,
     command_env,
+    database_exists,
+    demo_shop_write,
     drop_database,
     machine_info,
     manage_ok,
@@ -59,8 +62,6 @@ SECTION_END = "<!-- bench/scale.py: end -->"
 DB_PREFIX = "recsite_bench_scale_"
 FAMILIES = ("lightfm", "als", "svd", "itemknn", "ease", "popularity")
 EASE_MAX_ITEMS = 20_000  # RECSITE_EASE_MAX_ITEMS's default
-EVENTS_PER_USER = 100
-EVENTS_PER_ITEM = 200
 TIME_GROWTH_TARGET = 1.0  # x the events ratio: linear
 RSS_GROWTH_TARGET = 0.4  # x the events ratio: 4x at 10x
 
@@ -88,7 +89,6 @@ def parse_args() -> argparse.Namespace:
         "--render-only", action="store_true", help="write the section from --results and exit"
     )
     parser.add_argument("--rss-of", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    parser.add_argument("--django-shop", nargs=3, type=int, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -98,18 +98,6 @@ def rss_of(command: list[str]) -> None:
     done = subprocess.run(command, cwd=ROOT)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"returncode": done.returncode, "peak_rss": peak_kib * 1024}), file=sys.stderr)
-
-
-def django_shop(users: int, items: int, events: int) -> None:
-    """``--django-shop USERS ITEMS EVENTS``: write the demo shop with COPY (in Django)."""
-    import django
-
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
-    django.setup()
-    import scale_data
-
-    print(json.dumps(scale_data.demo_shop_copy(users=users, items=items, events=events)))
 
 
 @dataclass(frozen=True)
@@ -142,12 +130,6 @@ def bench_lock(path: str | None) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def database_exists(server: str, name: str) -> bool:
-    with pg_connect(server) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        return cursor.fetchone() is not None
 
 
 class Store:
@@ -217,14 +199,9 @@ def _bench_database(
             manage_ok(env, "migrate", "-v", "0")
             print(f"{events:,} events: writing {users:,} users x {items:,} items ...", flush=True)
             started = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, __file__, "--django-shop", str(users), str(items), str(events)],
-                cwd=ROOT, env=env, capture_output=True, text=True,
-            )  # fmt: skip
-            if done.returncode != 0:
-                sys.exit(f"writing the shop failed:\n{done.stderr[-3000:]}")
+            timings = demo_shop_write(env, events=events)
             generate = time.perf_counter() - started
-            print(f"  written in {generate:.0f} s: {done.stdout.strip()}", flush=True)
+            print(f"  written in {generate:.0f} s: {timings}", flush=True)
         store.size(events, users, items, generate)
         for family in families:
             if family == "ease" and items > EASE_MAX_ITEMS:
@@ -320,9 +297,6 @@ def main() -> None:
     args = parse_args()
     if args.rss_of:
         rss_of(args.rss_of)
-        return
-    if args.django_shop:
-        django_shop(*args.django_shop)
         return
     sizes = sorted(int(size) for size in args.events.split(","))
     info = {**machine_info(), "postgres": postgres_version(args.server)}

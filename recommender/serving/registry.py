@@ -57,9 +57,20 @@ from recommender.serving.state import ServingState, model_state_build
 
 logger = logging.getLogger(__name__)
 
-# The no-model popularity (an aggregate over all events) is rebuilt at most this often
-# when only events changed; a catalog change rebuilds it at the next refresh.
+# The no-model popularity (an aggregate over all events) is rebuilt at the next refresh
+# when the catalog changes. When only events changed, once it is FALLBACK_REBUILD_SECONDS
+# old and FALLBACK_REBUILD_COST times older than its last build took: the build is a scan
+# of the events table (~12 s at 10M events, in every process), so a large table is
+# re-counted every few minutes, not every 30 s (with two workers that kept PostgreSQL
+# scanning and took API ingest at 10M events from ~14,000 to ~8,000 events/s).
 FALLBACK_REBUILD_SECONDS = 30.0
+FALLBACK_REBUILD_COST = 20.0
+
+
+def fallback_rebuild_due(*, age: float, build_seconds: float) -> bool:
+    """Whether a fallback built ``age`` seconds ago in ``build_seconds`` is rebuilt now
+    that events changed: rebuilds take at most 1 / FALLBACK_REBUILD_COST of the time."""
+    return age >= max(FALLBACK_REBUILD_SECONDS, FALLBACK_REBUILD_COST * build_seconds)
 
 
 @dataclass
@@ -138,7 +149,8 @@ class ServingRegistry:
         self._tokens: dict[str, Any] = {}
         self._refreshed = False
         self._fallback_events: dict[str, Any] = {}
-        self._fallback_built: dict[str, float] = {}
+        self._fallback_built: dict[str, float] = {}  # monotonic time of the last build
+        self._fallback_cost: dict[str, float] = {}  # its seconds
         self._forgotten: dict[str, tuple[tuple[int, int | None], frozenset[str]]] = {}
         self._experiments = ExperimentArms()
 
@@ -318,21 +330,26 @@ class ServingRegistry:
         self, name: str, current: ServingState | None, stamp: tuple[Any, int]
     ) -> ServingState | None:
         """Popularity from the database while no model is loaded, rebuilt when the
-        catalog changes, or when events changed and it is ``FALLBACK_REBUILD_SECONDS`` old."""
+        catalog changes, or when events changed and ``fallback_rebuild_due``."""
         events = events_stamp()
         fresh = (
             current is not None
             and current.catalog_stamp == stamp
             and (
                 events == self._fallback_events.get(name)
-                or time.monotonic() - self._fallback_built.get(name, 0.0) < FALLBACK_REBUILD_SECONDS
+                or not fallback_rebuild_due(
+                    age=time.monotonic() - self._fallback_built.get(name, 0.0),
+                    build_seconds=self._fallback_cost.get(name, 0.0),
+                )
             )
         )
         if fresh:
             return current
+        started = time.monotonic()
         state = popularity_state_build(name, stamp)
         self._fallback_events[name] = events
         self._fallback_built[name] = time.monotonic()
+        self._fallback_cost[name] = self._fallback_built[name] - started
         return state
 
     # -- health --
