@@ -1,4 +1,3 @@
-import gc
 import os
 
 from django.conf import settings
@@ -17,12 +16,6 @@ from recsite.wsgi_serving import ServingFastPath, leading_serving_routes  # noqa
 
 # GET of the serving endpoints without the URLconf walk and the middleware chain.
 application.serving = ServingFastPath(leading_serving_routes())
-
-# Everything imported so far lives as long as the process: out of the cyclic collector's
-# reach, its full passes stop walking it (5 % fewer instructions per recommendation
-# request, docs/BENCHMARKS.md). Before the models load: a state swapped out later must
-# stay collectable.
-gc.freeze()
 
 # Load the active models and start watching for promotions in this process (each
 # gunicorn worker imports this module after the fork).
