@@ -4,7 +4,8 @@ every model family.
     .venv/bin/python bench/scale.py --lock /work/wt/bench.lock     # 1M and 10M events
     .venv/bin/python bench/scale.py --events 1000000,3000000 --families lightfm,als --no-write
 
-For each size N it creates a fresh PostgreSQL database ``recsite_bench_scale_<N>`` (or
+For each size N it creates a fresh PostgreSQL database ``recsite_bench_scale_<N>`` (the
+prefix is ``--db-prefix``; or
 reuses it with ``--reuse``) holding the demo shop at one generator shape (N / 100 users
 and N / 200 items, so users per event and items per event stay the same and the
 comparison is fair), written with ``COPY`` (bench/scale_data.py: the arrays of
@@ -73,6 +74,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated")
     parser.add_argument("--lock", help="hold this file's lock (flock) for each retrain")
+    parser.add_argument(
+        "--db-prefix", default=DB_PREFIX, help="database name prefix (one per size)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     parser.add_argument(
         "--reuse", action="store_true", help="use an existing database of a size as it is"
@@ -188,7 +192,7 @@ class Store:
 
 def bench_size(args: argparse.Namespace, events: int, families: list[str], store: Store) -> None:
     users, items = events // EVENTS_PER_USER, events // EVENTS_PER_ITEM
-    name = f"{DB_PREFIX}{events}"
+    name = f"{args.db_prefix}{events}"
     reuse = args.reuse and database_exists(args.server, name)
     if not reuse:
         recreate_database(args.server, name)
