@@ -75,6 +75,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated")
     parser.add_argument("--lock", help="hold this file's lock (flock) for each retrain")
     parser.add_argument(
+        "--events-per-item",
+        type=int,
+        default=EVENTS_PER_ITEM,
+        help="the shape's items are events / this (100 at 10M events: a 100k-item catalogue)",
+    )
+    parser.add_argument(
         "--db-prefix", default=DB_PREFIX, help="database name prefix (one per size)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
@@ -191,8 +197,9 @@ class Store:
 
 
 def bench_size(args: argparse.Namespace, events: int, families: list[str], store: Store) -> None:
-    users, items = events // EVENTS_PER_USER, events // EVENTS_PER_ITEM
-    name = f"{args.db_prefix}{events}"
+    users, items = events // EVENTS_PER_USER, events // args.events_per_item
+    shape = "" if args.events_per_item == EVENTS_PER_ITEM else f"_{items}i"
+    name = f"{args.db_prefix}{events}{shape}"
     reuse = args.reuse and database_exists(args.server, name)
     if not reuse:
         recreate_database(args.server, name)
@@ -276,7 +283,8 @@ def render(results: list[SizeResult], info: dict[str, str], command: str, when: 
         f"`{command}` on {info['CPU']}, {info['Cores']} cores (shared, noisy), {info['RAM']}, "
         f"PostgreSQL {info['postgres']}; load average at start "
         f"{info['Load average at start (1/5/15 min)']}. The "
-        "generated shop at one shape (events / 100 users, events / 200 items) written with "
+        "generated shop at one shape (events / 100 users, events / "
+        f"{base.events // max(base.items, 1)} items) written with "
         "COPY, then per family `manage.py retrain --algorithm F --no-promote` (the family's "
         "defaults) as a subprocess, one at a time under the bench lock:",
         "",
