@@ -4,7 +4,8 @@ every model family.
     .venv/bin/python bench/scale.py --lock /work/wt/bench.lock     # 1M and 10M events
     .venv/bin/python bench/scale.py --events 1000000,3000000 --families lightfm,als --no-write
 
-For each size N it creates a fresh PostgreSQL database ``recsite_bench_scale_<N>`` (or
+For each size N it creates a fresh PostgreSQL database ``recsite_bench_scale_<N>`` (the
+prefix is ``--db-prefix``; or
 reuses it with ``--reuse``) holding the demo shop at one generator shape (N / 100 users
 and N / 200 items, so users per event and items per event stay the same and the
 comparison is fair), written with ``COPY`` (bench/scale_data.py: the arrays of
@@ -74,6 +75,15 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated")
     parser.add_argument("--lock", help="hold this file's lock (flock) for each retrain")
+    parser.add_argument(
+        "--events-per-item",
+        type=int,
+        default=EVENTS_PER_ITEM,
+        help="the shape's items are events / this (100 at 10M events: a 100k-item catalogue)",
+    )
+    parser.add_argument(
+        "--db-prefix", default=DB_PREFIX, help="database name prefix (one per size)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     parser.add_argument(
         "--reuse", action="store_true", help="use an existing database of a size as it is"
@@ -169,8 +179,9 @@ class Store:
 
 
 def bench_size(args: argparse.Namespace, events: int, families: list[str], store: Store) -> None:
-    users, items = events // EVENTS_PER_USER, events // EVENTS_PER_ITEM
-    name = f"{DB_PREFIX}{events}"
+    users, items = events // EVENTS_PER_USER, events // args.events_per_item
+    shape = "" if args.events_per_item == EVENTS_PER_ITEM else f"_{items}i"
+    name = f"{args.db_prefix}{events}{shape}"
     reuse = args.reuse and database_exists(args.server, name)
     if not reuse:
         recreate_database(args.server, name)
@@ -249,7 +260,8 @@ def render(results: list[SizeResult], info: dict[str, str], command: str, when: 
         f"`{command}` on {info['CPU']}, {info['Cores']} cores (shared, noisy), {info['RAM']}, "
         f"PostgreSQL {info['postgres']}; load average at start "
         f"{info['Load average at start (1/5/15 min)']}. The "
-        "generated shop at one shape (events / 100 users, events / 200 items) written with "
+        "generated shop at one shape (events / 100 users, events / "
+        f"{base.events // max(base.items, 1)} items) written with "
         "COPY, then per family `manage.py retrain --algorithm F --no-promote` (the family's "
         "defaults) as a subprocess, one at a time under the bench lock:",
         "",

@@ -1,17 +1,20 @@
 """The training window of events out of PostgreSQL as numpy columns, in bounded memory.
 
 ``COPY (SELECT ...) TO STDOUT (FORMAT binary)`` streams fixed-width rows that are parsed
-a buffer at a time with one ``np.frombuffer`` each: no Python object per event. User ids
-are coded to integers by PostgreSQL (their position in the distinct ids, read first, in
-byte order, which is Python's string order; a hash join against that list), so the only
-strings that cross are the distinct users; all queries read one REPEATABLE READ
-snapshot. Rows arrive unordered and are put in (timestamp, id) order by numpy. Event
-types are coded by a ``CASE`` over the recommender's weighted types; the weights are
-checked in numpy (``training.dataset``) by the same rule as ingest, so a stored row that
-breaks it is skipped and counted, never fatal.
+a buffer at a time with one ``np.frombuffer`` each: no Python object per event. Each
+event's user crosses as a 64-bit hash of its id (``hashtextextended``), read with the
+distinct ids first (in byte order, which is Python's string order) and coded to their
+positions in numpy, so the only strings that cross are the distinct users. (A hash join
+against the id list in PostgreSQL did the same, but its 100k-entry table outgrew the CPU
+caches: 0.3 s at 1M events, 6 s at 10M.) Hashes that collide among the window's users
+are retried with another seed. All queries read one REPEATABLE READ snapshot. Rows
+arrive unordered and are put in (timestamp, id) order by numpy. Event types are coded by
+a ``CASE`` over the recommender's weighted types; the weights are checked in numpy
+(``training.dataset``) by the same rule as ingest, so a stored row that breaks it is
+skipped and counted, never fatal.
 
-At 1M events this reads in a fraction of the time of a row iterator and keeps
-~40 bytes per event (the columns) plus one buffer; see docs/BENCHMARKS.md."""
+At 1M events this reads in a fraction of the time of a row iterator and keeps ~40 bytes
+per event (the columns) plus one buffer; see docs/BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import numpy as np
 from django.db import connections, transaction
 
 from recommender.models import Event
+from training.pipeline.matrices import distinct
 
 # One row of the binary COPY: the field count, then (length, value) per field, big-endian.
 _ROW = np.dtype(
@@ -51,6 +55,7 @@ _HEADER = b"PGCOPY\n\xff\r\n\x00"
 _HEADER_SIZE = len(_HEADER) + 8  # signature, flags (int32), header extension length (int32)
 _TRAILER = b"\xff\xff"
 _PARSE_BYTES = 4 << 20
+_HASH_SEEDS = 8  # each a fresh chance when two user ids' hashes collide
 
 
 @dataclass(frozen=True)
@@ -114,9 +119,11 @@ class _Columns:
         rest = b"".join(self._parts)
         if rest not in (b"", _TRAILER):
             raise ValueError(f"binary COPY ended inside a row ({len(rest)} bytes left)")
+        chunks, self._chunks = self._chunks, []
+        # A column at a time, its chunks released as it is joined: one copy at the peak.
         return {
-            name: np.concatenate([chunk[name] for chunk in self._chunks])
-            if self._chunks
+            name: np.concatenate([chunk.pop(name) for chunk in chunks])
+            if chunks
             else np.zeros(0, dtype=kind)
             for name, kind in _COLUMNS.items()
         }
@@ -154,21 +161,27 @@ def events_copy(
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
         if own_transaction:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        cursor.execute(
-            f'SELECT DISTINCT {user} COLLATE "C" AS u FROM {table} '
-            f"WHERE {where} AND {weighted} ORDER BY u",
-            [*window, *types],
-        )
-        users = np.fromiter((row[0] for row in cursor.fetchall()), dtype=object)
-        # Each event's user as its position in ``users`` (a hash join against the list),
-        # and its key for the order: sorting in numpy spares PostgreSQL a sort of the window.
+        for seed in range(_HASH_SEEDS):
+            cursor.execute(
+                f'SELECT DISTINCT {user} COLLATE "C" AS u, hashtextextended({user}, %s) '
+                f"FROM {table} WHERE {where} AND {weighted} ORDER BY u",
+                [seed, *window, *types],
+            )
+            rows = cursor.fetchall()
+            hashes = np.fromiter((row[1] for row in rows), dtype=np.int64, count=len(rows))
+            if distinct(hashes).size == hashes.size:
+                break
+        else:
+            raise ValueError(f"user id hashes collided under {_HASH_SEEDS} seeds")
+        users = np.fromiter((row[0] for row in rows), dtype=object, count=len(rows))
+        del rows
+        # Sorting in numpy spares PostgreSQL a sort of the window.
         select = cursor.mogrify(
-            f"SELECT codes.code - 1, {item}, ({type_case})::integer, {weight} IS NULL, "
-            f"coalesce({weight}, 'NaN'::float8), floor(extract(epoch FROM {stamp}))::bigint, "
-            f"{table}.{pk} FROM {table} "
-            f"JOIN unnest(%s::text[]) WITH ORDINALITY AS codes(external_id, code) "
-            f"ON {user} = codes.external_id WHERE {where} AND {weighted}",
-            [*types, users.tolist(), *window, *types],
+            f"SELECT hashtextextended({user}, %s), {item}, ({type_case})::integer, "
+            f"{weight} IS NULL, coalesce({weight}, 'NaN'::float8), "
+            f"floor(extract(epoch FROM {stamp}))::bigint, {pk} FROM {table} "
+            f"WHERE {where} AND {weighted}",
+            [seed, *types, *window, *types],
         ).decode()
         cursor.cursor.copy_expert(f"COPY ({select}) TO STDOUT (FORMAT binary)", sink)
         cursor.execute(
@@ -178,14 +191,30 @@ def events_copy(
         )
         ignored = {name: int(count) for name, count in cursor.fetchall()}
     columns = sink.columns()
-    order = np.lexsort((columns["pk"], columns["ts"]))  # by timestamp, then primary key
+    order = np.lexsort((columns.pop("pk"), columns["ts"]))  # by timestamp, then primary key
+    user_codes = hash_positions(hashes, columns.pop("user"))
+
+    def ordered(values: np.ndarray) -> np.ndarray:
+        return values[order]
+
+    # Each column reordered and its unordered copy dropped before the next one.
     return RawEvents(
         users=users,
-        user_codes=columns["user"][order],
-        item_pks=columns["item"][order],
-        type_codes=columns["type"][order],
-        own_weights=columns["weight"][order],
-        has_own_weight=~columns["weight_is_null"][order],
-        timestamps=columns["ts"][order],
+        user_codes=ordered(user_codes),
+        item_pks=ordered(columns.pop("item")),
+        type_codes=ordered(columns.pop("type")),
+        own_weights=ordered(columns.pop("weight")),
+        has_own_weight=~ordered(columns.pop("weight_is_null")),
+        timestamps=ordered(columns.pop("ts")),
         ignored_types=ignored,
     )
+
+
+def hash_positions(hashes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each of ``values``' position in ``hashes`` (distinct; every value is one of them)."""
+    by_hash = np.argsort(hashes)
+    sorted_hashes = hashes[by_hash]
+    found = np.minimum(np.searchsorted(sorted_hashes, values), max(hashes.size - 1, 0))
+    if values.size and not np.array_equal(sorted_hashes[found], values):
+        raise ValueError("an event's user is not among the window's distinct users")
+    return by_hash[found].astype(np.int64)

@@ -14,7 +14,14 @@ from recommender.features import category_feature_names, term_feature_names, use
 from recommender.models import Recommender
 from recommender.text_features import TitleTerms
 from training.dataset import EventColumns, catalog_load, user_features_load
-from training.pipeline.matrices import FeatureMatrix, IdMap, Interactions, feature_matrix
+from training.pipeline.matrices import (
+    FeatureMatrix,
+    IdMap,
+    Interactions,
+    codes_of,
+    distinct,
+    feature_matrix,
+)
 from training.pipeline.split import Split, split_global, split_per_user
 from training.title_terms import title_terms_fit
 
@@ -37,13 +44,13 @@ def run_data_build(
     """``params``: the run's hyper-parameters; ``title_terms`` sizes the title vocabulary
     of the item features (an ``auto`` run builds it at LightFM's default, for its trials)."""
     users, user_index = IdMap(events.users), events.user_codes
-    item_pks, item_index = np.unique(events.item_pks, return_inverse=True)
+    item_pks, item_index = codes_of(events.item_pks)
     catalog = catalog_load(item_pks=item_pks)
     items = IdMap(np.asarray(catalog.external_ids, dtype=np.str_))
     # IdMap keeps the given order, so item index i is item_pks[i].
     interactions = Interactions(
         users=user_index,
-        items=item_index.astype(np.int64),
+        items=item_index,
         weights=events.weights,
         timestamps=events.timestamps,
     )
@@ -81,7 +88,7 @@ def run_data_build(
 
 def run_data_stats(data: RunData) -> dict[str, Any]:
     n_users, n_items, n_events = len(data.users), len(data.items), len(data.events)
-    pairs = int(np.unique(data.interactions.users * max(n_items, 1) + data.interactions.items).size)
+    pairs = int(distinct(data.interactions.users * max(n_items, 1) + data.interactions.items).size)
     return {
         "events": n_events,
         "users": n_users,

@@ -11,7 +11,7 @@ import pytest
 from recommender.models import Recommender
 from tests.factories import EventFactory, ItemFactory
 from training.dataset import events_iterate, events_load
-from training.event_copy import _HEADER, _Columns, events_copy
+from training.event_copy import _HEADER, _Columns, events_copy, hash_positions
 
 END = datetime(2025, 1, 1, tzinfo=UTC)
 START = END - timedelta(days=30)
@@ -63,6 +63,15 @@ def test_a_stream_cut_inside_a_row_or_of_another_layout_is_refused():
     )
     with pytest.raises(ValueError, match="layout"):
         other.columns()
+
+
+def test_hash_positions_are_each_values_index_among_the_distinct_hashes():
+    hashes = np.array([40, -7, 2**62, 0], dtype=np.int64)
+    values = np.array([0, 40, 40, 2**62, -7], dtype=np.int64)
+    assert hash_positions(hashes, values).tolist() == [3, 0, 0, 2, 1]
+    assert hash_positions(hashes, values[:0]).tolist() == []
+    with pytest.raises(ValueError, match="not among"):
+        hash_positions(hashes, np.array([5], dtype=np.int64))
 
 
 @pytest.mark.django_db

@@ -122,6 +122,25 @@ def test_itemknn_cosine_equals_the_dense_cosine():
     np.testing.assert_allclose(fitted.similarity.toarray(), cosine, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("binary", [False, True])  # binary: many equal products
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_itemknn_neighbours_are_the_top_k_of_the_dense_products(k, binary):
+    """The lower column first among equal products, as ``top_k_per_row``."""
+    rng = np.random.default_rng(k)
+    taken = rng.random((40, 12)) < 0.3
+    dense = np.where(taken, 1.0 if binary else rng.random((40, 12)), 0.0)
+    dense[:, 5] = 0.0  # an item nobody took: no neighbours, nobody's neighbour
+    products = dense.T @ dense
+    np.fill_diagonal(products, 0.0)
+    expected = np.zeros_like(products)
+    for row, values in enumerate(products):
+        best = np.argsort(-values, kind="stable")[:k]
+        expected[row, best] = values[best]
+    got = itemknn.neighbours(sp.csr_matrix(dense), k)
+    assert got.dtype == np.float32 and got.has_sorted_indices
+    np.testing.assert_allclose(got.toarray(), expected, rtol=1e-6)
+
+
 def test_itemknn_handles_a_hundred_thousand_items_sparsely():
     rng = np.random.default_rng(1)
     n_users, n_items, nnz = 2_000, 100_000, 60_000

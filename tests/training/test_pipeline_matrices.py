@@ -6,6 +6,8 @@ from training.pipeline.matrices import (
     FeatureMatrix,
     IdMap,
     Interactions,
+    codes_of,
+    distinct,
     feature_matrix,
     interaction_matrix,
 )
@@ -103,3 +105,21 @@ def test_feature_matrix_appends_weighted_columns_before_normalising():
         [[1 / 3.4, 0, 1 / 3.4, 0.6 / 3.4, 0.8 / 3.4], [0, 1, 0, 0, 0]],
         rtol=1e-6,
     )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([], dtype=np.int64),
+        np.array([5, 3, 5, 0, 3, 9]),
+        np.random.default_rng(0).integers(0, 50, 500),  # dense range: the table
+        np.random.default_rng(1).integers(0, 10**12, 500),  # wide range: np.unique
+    ],
+)
+def test_distinct_and_codes_of_equal_np_unique(values):
+    np.testing.assert_array_equal(distinct(values), np.unique(values))
+    uniques, codes = codes_of(values)
+    expected, inverse = np.unique(values, return_inverse=True)
+    np.testing.assert_array_equal(uniques, expected)
+    np.testing.assert_array_equal(codes, inverse)
+    assert codes.dtype == np.int64

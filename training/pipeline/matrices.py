@@ -18,6 +18,30 @@ from recommender.features import IDENTITY_PREFIX
 Duplicates = Literal["sum", "max"]
 
 
+def distinct(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` by one sort. numpy 2.4's ``unique`` hashes, which on 10M
+    wide int64 keys (user x item pairs) took 12 s against 0.1 s for the sort."""
+    ordered = np.sort(np.asarray(values).ravel())
+    if ordered.size == 0:
+        return ordered
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
+
+
+def codes_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for non-negative integers (primary
+    keys): through a table over their range when it is at most a few times their count
+    (one pass, no sort: ~0.1 s instead of ~1.7 s at 10M), else by ``np.unique``."""
+    values = np.asarray(values, dtype=np.int64)
+    if values.size == 0 or values.min() < 0 or values.max() >= 4 * values.size + 1024:
+        uniques, codes = np.unique(values, return_inverse=True)
+        return uniques, codes.astype(np.int64)
+    present = np.zeros(int(values.max()) + 1, dtype=bool)
+    present[values] = True
+    uniques = np.flatnonzero(present)
+    position = np.cumsum(present, dtype=np.int64) - 1
+    return uniques.astype(np.int64), position[values]
+
+
 class IdMap:
     """External string ids <-> contiguous indices ``0..n-1``.
 

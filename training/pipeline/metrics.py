@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.metric_names import metric_key
+from training.pipeline.matrices import distinct
 
 # Per (user, item) of a batch, scoring and the AUC working arrays take ~60 bytes (scores,
 # sort order, sorted scores, cumulative counts, group bounds, masks).
@@ -81,7 +82,7 @@ def hits_matrix(top: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     truth = sp.csr_matrix(truth, copy=True)
     truth.eliminate_zeros()
     coo = truth.tocoo()
-    truth_keys = np.unique(coo.row.astype(np.int64) * n_items + coo.col)
+    truth_keys = distinct(coo.row.astype(np.int64) * n_items + coo.col)
     top_keys = np.arange(top.shape[0], dtype=np.int64)[:, None] * n_items + top
     return np.isin(top_keys, truth_keys) & (top >= 0)
 
