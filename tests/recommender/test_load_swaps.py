@@ -137,7 +137,9 @@ def versions(postgres, settings, tmp_path) -> list[ModelVersion]:
 
 def test_swaps_under_load_lose_no_request_and_reach_every_worker_quickly(versions, start_server):
     _, key = api_key_create(name="load", scopes=[Scope.RECOMMENDATIONS_READ])
-    # The production thread count; no throttle (one key sends well over 1,000 req/s).
+    # Four threads per worker (the gthread worker, the production default until the sync
+    # worker; the swap path is the same in both); no throttle (one key sends well over
+    # 1,000 req/s).
     server = start_server(
         GUNICORN_WORKERS=str(WORKERS),
         GUNICORN_THREADS="4",
