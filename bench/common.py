@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,6 +54,17 @@ def machine_info() -> dict[str, str]:
         "Python": platform.python_version(),
         "Load average at start (1/5/15 min)": " / ".join(f"{n:.2f}" for n in os.getloadavg()),
     }
+
+
+def measured_header(command: str, info: dict[str, str]) -> list[str]:
+    """The lines that open a BENCHMARKS.md section: when, the command, the machine."""
+    return [
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
+        "",
+        "| Machine | |",
+        "|---|---|",
+        *[f"| {key} | {value} |" for key, value in info.items()],
+    ]
 
 
 @contextmanager

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from datetime import UTC, datetime
 
-from common import EVENTS_PER_ITEM, EVENTS_PER_USER
+from common import EVENTS_PER_ITEM, EVENTS_PER_USER, measured_header
 
 TARGET_EVENTS_PER_SECOND = 20_000
 
@@ -38,11 +37,7 @@ def render(args, info, api, imported, command: str) -> str:
         start,
         f"## Ingest{stored}" + "".join(f", {setting}" for setting in args.db_setting),
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
-        "",
-        "| Machine | |",
-        "|---|---|",
-        *[f"| {key} | {value} |" for key, value in info.items()],
+        *measured_header(command, info),
         "",
         f"| Path | Events | Runs | Median events/s | Min | Max |{vacuum_column}",
         "|---|---:|---:|---:|---:|---:|" + ("---:|" if args.vacuum else ""),

@@ -55,7 +55,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -67,6 +66,7 @@ from common import (
     ROOT,
     drop_database,
     machine_info,
+    measured_header,
     pg_connect,
     postgres_version,
     recreate_database,
@@ -687,11 +687,7 @@ def render(args, info, results: dict[str, dict], command: str) -> str:
         SECTION_START,
         "## Serving",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`.",
-        "",
-        "| Machine | |",
-        "|---|---|",
-        *[f"| {key} | {value} |" for key, value in info.items()],
+        *measured_header(command, info),
         "",
         "The machine is shared (other jobs ran during the measurement) and its 2 cores"
         " carry the servers, PostgreSQL, Redis and wrk: absolute figures move from run to"
