@@ -84,7 +84,8 @@ def history_scores(
         raise IndexError("a history item outside the similarity matrix")
     indptr = similarity.indptr
     rows = items.astype(indptr.dtype)
-    starts = np.zeros(rows.size + 1, dtype=indptr.dtype)
+    starts = np.empty(rows.size + 1, dtype=indptr.dtype)
+    starts[0] = 0
     np.cumsum(indptr[rows + 1] - indptr[rows], out=starts[1:])
     columns = np.empty(int(starts[-1]), dtype=indptr.dtype)
     values = np.empty(columns.size, dtype=np.float32)
@@ -99,8 +100,10 @@ def history_scores(
 def history_weights(history: np.ndarray, recency_half_life: float) -> tuple[np.ndarray, np.ndarray]:
     """The distinct items of ``history`` (the most recent first), each at its latest
     position, and each one's weight in the sum (float32)."""
-    _, first = np.unique(history, return_index=True)
-    items = history[np.sort(first)]
+    # A dict keeps each key's first occurrence in order: for the few hundred items of a
+    # history, a third of ``np.unique(return_index=True)`` plus the sort back to order.
+    distinct = dict.fromkeys(history.tolist())
+    items = np.fromiter(distinct, dtype=np.int64, count=len(distinct))
     if recency_half_life > 0 and items.size:
         ranks = np.arange(items.size, dtype=np.float64)
         weights = np.power(0.5, ranks / (recency_half_life * items.size)).astype(np.float32)
