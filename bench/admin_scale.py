@@ -27,7 +27,6 @@ import os
 import secrets
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ from common import (
     EVENTS_PER_USER,
     ROOT,
     command_env,
+    django_call,
     drop_database,
     machine_info,
     manage_ok,
@@ -75,19 +75,6 @@ def env_of(args: argparse.Namespace) -> dict[str, str]:
     env = command_env(f"{args.server_url.rstrip('/')}/{args.database}", data_dir)
     env["SECRET_KEY"] = secrets.token_urlsafe(50)
     return env
-
-
-def django_call(env: dict[str, str], *arguments: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, __file__, "--django", *arguments],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        sys.exit(f"--django {' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # --- the Django side ---------------------------------------------------------------------
@@ -250,7 +237,7 @@ def main() -> None:
         recreate_database(args.server_url, args.database)
         manage_ok(env, "migrate", "-v", "0")
         print(f"writing {args.events:,} events ...", flush=True)
-        shape = django_call(env, "prepare", str(args.events), str(args.versions))
+        shape = django_call(__file__, env, "prepare", str(args.events), str(args.versions))
         shape_file.write_text(json.dumps(shape))
         print(f"  {shape}", flush=True)
     if args.prepare_only:
@@ -258,7 +245,7 @@ def main() -> None:
     shape = json.loads(shape_file.read_text()) if shape_file.exists() else {}
     info = {**machine_info(), "postgres": postgres_version(args.server_url)}
     when = datetime.now(UTC)
-    results = django_call(env, "pages", str(args.repeats))
+    results = django_call(__file__, env, "pages", str(args.repeats))
     command = " ".join(["python bench/admin_scale.py", *map(shlex.quote, sys.argv[1:])])
     section = render(args, info, shape, results, command, when)
     print(section)

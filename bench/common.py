@@ -189,6 +189,30 @@ def write_section(start_marker: str, end_marker: str, section: str) -> None:
     BENCHMARKS_MD.write_text(text)
 
 
+def publish_section(start_marker: str, end_marker: str, section: str, *, write: bool) -> None:
+    """Print a section's body; with ``write``, also put it into BENCHMARKS.md."""
+    print()
+    print(section.split("\n", 2)[2].rsplit(end_marker, 1)[0].strip())
+    if write:
+        write_section(start_marker, end_marker, section)
+        print(f"\nUpdated {BENCHMARKS_MD.relative_to(ROOT)}")
+
+
+def django_call(script: str, env: dict[str, str], *arguments: str) -> dict:
+    """Run ``script``'s Django mode (``--django ARGUMENTS``) in a process of its own (the
+    bench's process has no Django); its last stdout line, as JSON."""
+    done = subprocess.run(
+        [sys.executable, script, "--django", *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        sys.exit(f"--django {' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def command_env(database_url: str, data_dir: Path) -> dict[str, str]:
     env = {
         key: value

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import family_models
 import servers
-from common import BENCHMARKS_MD, ROOT, drop_database, machine_info, write_section
+from common import drop_database, machine_info, publish_section
 from serving import server_env
 
 SECTION_START = "<!-- bench/freshness.py: start -->"
@@ -230,11 +230,7 @@ def main() -> None:
         finally:
             drop_database(args.server_url, args.database)
     section = render(args, info, rows, command)
-    print()
-    print(section.split("\n", 2)[2].rsplit(SECTION_END, 1)[0].strip())
-    if not args.no_write:
-        write_section(SECTION_START, SECTION_END, section)
-        print(f"\nUpdated {BENCHMARKS_MD.relative_to(ROOT)}")
+    publish_section(SECTION_START, SECTION_END, section, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from common import (
-    BENCHMARKS_MD,
     ROOT,
     command_env,
     drop_database,
@@ -57,8 +56,8 @@ from common import (
     measured_header,
     pg_connect,
     postgres_version,
+    publish_section,
     recreate_database,
-    write_section,
 )
 
 SECTION_START = "<!-- bench/online.py: start -->"
@@ -467,11 +466,7 @@ def main() -> None:
                 connections.close_all()
                 drop_database(args.server_url, args.database)
     section = render(args, info, serving, attribution, command)
-    print()
-    print(section.split("\n", 2)[2].rsplit(SECTION_END, 1)[0].strip())
-    if not args.no_write:
-        write_section(SECTION_START, SECTION_END, section)
-        print(f"\nUpdated {BENCHMARKS_MD.relative_to(ROOT)}")
+    publish_section(SECTION_START, SECTION_END, section, write=not args.no_write)
 
 
 if __name__ == "__main__":

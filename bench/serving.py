@@ -62,15 +62,14 @@ import redis
 import servers
 import wrk_load
 from common import (
-    BENCHMARKS_MD,
     ROOT,
     drop_database,
     machine_info,
     measured_header,
     pg_connect,
     postgres_version,
+    publish_section,
     recreate_database,
-    write_section,
 )
 
 SECTION_START = "<!-- bench/serving.py: start -->"
@@ -131,10 +130,17 @@ def query(args: argparse.Namespace, sql: str) -> list[tuple]:
 
 
 def server_env(args: argparse.Namespace, data_dir: Path) -> dict[str, str]:
-    env = servers.clean_env()
-    env.update(
-        DATABASE_URL=f"{args.server_url.rstrip('/')}/{args.database}",
-        REDIS_URL=args.redis_url,
+    return production_env(args.server_url, args.database, args.redis_url, data_dir)
+
+
+def production_env(
+    server_url: str, database: str, redis_url: str, data_dir: Path
+) -> dict[str, str]:
+    """recsite's environment as production runs it (DEBUG off, PostgreSQL, Redis, the
+    throttle at THROTTLE_RATE) on ``database``, writing into ``data_dir``."""
+    return servers.clean_env(
+        DATABASE_URL=f"{server_url.rstrip('/')}/{database}",
+        REDIS_URL=redis_url,
         DEBUG="false",
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="127.0.0.1,localhost",
@@ -143,7 +149,6 @@ def server_env(args: argparse.Namespace, data_dir: Path) -> dict[str, str]:
         RECSITE_API_THROTTLE_RATE=THROTTLE_RATE,
         LOG_LEVEL="WARNING",
     )
-    return env
 
 
 def manage(env: dict[str, str], *arguments: str, ok: tuple[int, ...] = (0,)) -> str:
@@ -834,11 +839,7 @@ def main() -> None:
         finally:
             drop_database(args.server_url, args.database)
     section = render(args, info, results, command)
-    print()
-    print(section.split("\n", 2)[2].rsplit(SECTION_END, 1)[0].strip())
-    if not args.no_write:
-        write_section(SECTION_START, SECTION_END, section)
-        print(f"\nUpdated {BENCHMARKS_MD.relative_to(ROOT)}")
+    publish_section(SECTION_START, SECTION_END, section, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from urllib.parse import quote
 import family_models
 import servers
 import wrk_load
-from common import BENCHMARKS_MD, ROOT, drop_database, machine_info, write_section
+from common import ROOT, drop_database, machine_info, publish_section
 from serving import server_env
 from serving_cpu import cpu_seconds, in_process_run
 
@@ -325,11 +325,7 @@ def main() -> None:
         finally:
             drop_database(args.server_url, args.database)
     section = render(args, info, prepared, runs, command)
-    print()
-    print(section.split("\n", 2)[2].rsplit(SECTION_END, 1)[0].strip())
-    if not args.no_write:
-        write_section(SECTION_START, SECTION_END, section)
-        print(f"\nUpdated {BENCHMARKS_MD.relative_to(ROOT)}")
+    publish_section(SECTION_START, SECTION_END, section, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ import argparse
 import http.client
 import json
 import os
-import secrets
 import shlex
 import statistics
 import subprocess
@@ -55,6 +54,7 @@ import wrk_load
 from common import (
     BENCHMARKS_MD,
     ROOT,
+    django_call,
     drop_database,
     machine_info,
     manage_ok,
@@ -63,7 +63,7 @@ from common import (
     recreate_database,
     write_section,
 )
-from serving import API_PATH, THROTTLE_RATE, smaps
+from serving import API_PATH, production_env, smaps
 
 SECTION_START = "<!-- bench/serving_scale.py: start -->"
 SECTION_END = "<!-- bench/serving_scale.py: end -->"
@@ -104,31 +104,7 @@ def parse_args() -> argparse.Namespace:
 def server_env(args: argparse.Namespace, database: str) -> dict[str, str]:
     data_dir = (ROOT / args.data_dir / database).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    return servers.clean_env(
-        DATABASE_URL=f"{args.server_url.rstrip('/')}/{database}",
-        REDIS_URL=args.redis_url,
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        RECSITE_DATA_DIR=str(data_dir),
-        PROMETHEUS_MULTIPROC_DIR=str(data_dir / "prometheus"),
-        RECSITE_API_THROTTLE_RATE=THROTTLE_RATE,
-        LOG_LEVEL="WARNING",
-    )
-
-
-def django_call(env: dict[str, str], *arguments: str) -> dict:
-    """Run this file's Django mode (``--django ARGUMENTS``); its last stdout line (JSON)."""
-    done = subprocess.run(
-        [sys.executable, __file__, "--django", *arguments],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        sys.exit(f"--django {' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return production_env(args.server_url, database, args.redis_url, data_dir)
 
 
 # --- the Django side: generate, register, promote, time a load -------------------------
@@ -171,6 +147,7 @@ def prepare(args: argparse.Namespace) -> dict[str, dict]:
     manage_ok(big_env, "migrate", "-v", "0")
     print(f"generating {args.users:,} users x {args.items:,} items ...", flush=True)
     shapes[BIG] = django_call(
+        __file__,
         big_env,
         "prepare",
         str(args.users),
@@ -349,7 +326,7 @@ def measure(args: argparse.Namespace) -> dict:
                     results["swaps"] = swaps(args, case, server)
             finally:
                 server.stop()
-    results["load"] = django_call(server_env(args, args.database), "load")
+    results["load"] = django_call(__file__, server_env(args, args.database), "load")
     results["shapes"] = {case.name: case.shape for case in cases}
     return results
 
@@ -362,11 +339,11 @@ def swaps(args: argparse.Namespace, case: Case, server: servers.Service) -> list
     times = []
     for n in range(args.swaps):
         target = 2 if n % 2 == 0 else 1
-        committed = django_call(env, "promote", str(target))["committed_at"]
+        committed = django_call(__file__, env, "promote", str(target))["committed_at"]
         times.append(wait_all_loaded(args.port, pids, target, 60) - committed)
         print(f"  swap to v{target}: {times[-1]:.2f} s after the commit", flush=True)
     if args.swaps % 2:
-        django_call(env, "promote", "1")
+        django_call(__file__, env, "promote", "1")
     return times
 
 
